@@ -1,0 +1,77 @@
+//! Helpers shared by every grader of the course.
+//!
+//! A lab is one crate with three faces (`src/`, `problem/`, `solution/`), selected by cargo
+//! features. The macros here pick the face under test so that no grader repeats the `cfg`
+//! dance; the modules give graders the plumbing they all need:
+//!
+//! - [`process`]: run a binary with a timeout, spawn a server and wait for `listening on <addr>`;
+//! - [`net`]: timeouts for every network wait, connecting with them set;
+//! - [`services`]: `DATABASE_URL` / `REDIS_URL`, failing fast with the fix when a service is down;
+//! - [`sys`]: facts from the kernel (`/proc`), tools on `PATH`, capabilities.
+//!
+//! Graders panic with one line that names the fix when something outside the lab is missing:
+//! a learner should never wait on a timeout to learn that Redis is not running.
+
+pub mod net;
+pub mod process;
+pub mod services;
+pub mod sys;
+
+pub use process::{Output, Server, run, run_with_stdin};
+
+/// Path of the binary under test: `src/main.rs`, or with `--features problem` / `solution`
+/// the stub or the reference answer. Expands to a `&'static str`.
+///
+/// ```ignore
+/// let out = labkit::run(labkit::lab_bin!(), &["test.txt"]);
+/// ```
+#[macro_export]
+macro_rules! lab_bin {
+    () => {{
+        #[cfg(feature = "solution")]
+        let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"), "-solution"));
+        #[cfg(all(feature = "problem", not(feature = "solution")))]
+        let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"), "-problem"));
+        #[cfg(not(any(feature = "problem", feature = "solution")))]
+        let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
+        bin
+    }};
+}
+
+/// Which face the grader was compiled against: `"src"`, `"problem"` or `"solution"`.
+#[macro_export]
+macro_rules! face {
+    () => {{
+        #[cfg(feature = "solution")]
+        let face = "solution";
+        #[cfg(all(feature = "problem", not(feature = "solution")))]
+        let face = "problem";
+        #[cfg(not(any(feature = "problem", feature = "solution")))]
+        let face = "src";
+        face
+    }};
+}
+
+/// Path of a file in the lab's folder (the folder holding its `Cargo.toml`).
+#[macro_export]
+macro_rules! lab_file {
+    ($rel:expr) => {
+        ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join($rel)
+    };
+}
+
+/// Declares `mod $name` holding the face under test, for white-box graders and benches:
+/// `labkit::lab_mod!(lab);` then `lab::my_function(...)`. Items the grader calls must be `pub`.
+#[macro_export]
+macro_rules! lab_mod {
+    ($name:ident) => {
+        #[allow(dead_code)]
+        #[cfg_attr(feature = "solution", path = "../solution/main.rs")]
+        #[cfg_attr(
+            all(feature = "problem", not(feature = "solution")),
+            path = "../problem/main.rs"
+        )]
+        #[cfg_attr(not(any(feature = "problem", feature = "solution")), path = "../src/main.rs")]
+        mod $name;
+    };
+}
