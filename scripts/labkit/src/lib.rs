@@ -12,9 +12,11 @@
 //! Graders panic with one line that names the fix when something outside the lab is missing:
 //! a learner should never wait on a timeout to learn that Redis is not running.
 
+pub mod echo;
 pub mod net;
 pub mod process;
 pub mod services;
+pub mod strace;
 pub mod sys;
 
 pub use process::{Output, Server, run, run_with_stdin};
@@ -29,9 +31,17 @@ pub use process::{Output, Server, run, run_with_stdin};
 macro_rules! lab_bin {
     () => {{
         #[cfg(feature = "solution")]
-        let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"), "-solution"));
+        let bin = env!(concat!(
+            "CARGO_BIN_EXE_",
+            env!("CARGO_PKG_NAME"),
+            "-solution"
+        ));
         #[cfg(all(feature = "problem", not(feature = "solution")))]
-        let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"), "-problem"));
+        let bin = env!(concat!(
+            "CARGO_BIN_EXE_",
+            env!("CARGO_PKG_NAME"),
+            "-problem"
+        ));
         #[cfg(not(any(feature = "problem", feature = "solution")))]
         let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
         bin
@@ -71,7 +81,10 @@ macro_rules! lab_mod {
             all(feature = "problem", not(feature = "solution")),
             path = "../problem/main.rs"
         )]
-        #[cfg_attr(not(any(feature = "problem", feature = "solution")), path = "../src/main.rs")]
+        #[cfg_attr(
+            not(any(feature = "problem", feature = "solution")),
+            path = "../src/main.rs"
+        )]
         mod $name;
     };
 }

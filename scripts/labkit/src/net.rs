@@ -17,15 +17,23 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 
 /// Sets read and write timeouts on a TCP stream.
 pub fn set_timeouts(stream: &TcpStream, timeout: Duration) {
-    stream.set_read_timeout(Some(timeout)).expect("read timeout");
-    stream.set_write_timeout(Some(timeout)).expect("write timeout");
+    stream
+        .set_read_timeout(Some(timeout))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(timeout))
+        .expect("write timeout");
 }
 
 /// A UDP socket on `127.0.0.1:0` with read and write timeouts.
 pub fn udp_socket() -> UdpSocket {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-    socket.set_read_timeout(Some(NET_TIMEOUT)).expect("read timeout");
-    socket.set_write_timeout(Some(NET_TIMEOUT)).expect("write timeout");
+    socket
+        .set_read_timeout(Some(NET_TIMEOUT))
+        .expect("read timeout");
+    socket
+        .set_write_timeout(Some(NET_TIMEOUT))
+        .expect("write timeout");
     socket
 }
 

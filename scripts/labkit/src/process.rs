@@ -209,11 +209,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
         if thread::panicking() {
-            eprintln!(
-                "--- output of server {} ---\n{}",
-                self.name,
-                self.output()
-            );
+            eprintln!("--- output of server {} ---\n{}", self.name, self.output());
         }
     }
 }
@@ -244,7 +240,9 @@ fn follow(
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
     let word = rest.split_whitespace().next()?;
-    let word = word.trim_start_matches("http://").trim_start_matches("https://");
+    let word = word
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
     word.trim_end_matches(['/', ',', '.']).parse().ok()
 }
 
@@ -256,7 +254,10 @@ mod tests {
     fn parses_listening_lines() {
         let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         assert_eq!(parse_listening("listening on 127.0.0.1:4000\n"), Some(a));
-        assert_eq!(parse_listening("INFO server: listening on http://127.0.0.1:4000/"), Some(a));
+        assert_eq!(
+            parse_listening("INFO server: listening on http://127.0.0.1:4000/"),
+            Some(a)
+        );
         assert_eq!(parse_listening("listening on [::1]:80").unwrap().port(), 80);
         assert_eq!(parse_listening("listening on nothing"), None);
         assert_eq!(parse_listening("ready"), None);
@@ -287,7 +288,10 @@ mod tests {
     #[test]
     fn server_waits_for_its_listening_line() {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo booting >&2; echo 'listening on 127.0.0.1:9'; sleep 30"]);
+        cmd.args([
+            "-c",
+            "echo booting >&2; echo 'listening on 127.0.0.1:9'; sleep 30",
+        ]);
         let mut server = Server::start_command(cmd);
         assert_eq!(server.addr().port(), 9);
         assert!(server.is_running());

@@ -1,0 +1,452 @@
+//! Building graders and running them.
+//!
+//! A face (`src`, `problem`, `solution`) is built for many labs with ONE cargo invocation
+//! (`cargo test --no-run -p a -p b ... --features <face>`): the dependency graph is resolved
+//! and compiled once. Then each lab's test executables run in the lab's folder, as
+//! `cargo test` would, with a timeout, and their libtest output is parsed into results.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cargo_metadata::{Message, TargetKind};
+
+use crate::course::{Course, Lab};
+
+/// Which file the grader is compiled against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Src,
+    Problem,
+    Solution,
+}
+
+impl Face {
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Face::Src => None,
+            Face::Problem => Some("problem"),
+            Face::Solution => Some("solution"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Face::Src => "src",
+            Face::Problem => "problem",
+            Face::Solution => "solution",
+        }
+    }
+}
+
+/// What one build produced, per package.
+#[derive(Debug, Default)]
+pub struct Build {
+    /// Test executables (integration tests) of each package.
+    pub executables: BTreeMap<String, Vec<PathBuf>>,
+    /// Compiler errors, per package, as rendered by rustc.
+    pub errors: BTreeMap<String, String>,
+    /// Whether cargo itself succeeded.
+    pub success: bool,
+    /// cargo's own stderr when it failed for a reason no package explains.
+    pub stderr: String,
+}
+
+/// How cargo's output reaches the user while building.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noise {
+    /// Cargo's progress and the compiler's messages go to the terminal (a learner's `test`).
+    Show,
+    /// Everything is captured and kept in [`Build`] (verify shows only what failed).
+    Capture,
+}
+
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Builds the graders of `labs` against `face` with one cargo invocation.
+pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result<Build> {
+    let mut cmd = cargo();
+    cmd.current_dir(&course.root)
+        .args(["test", "--no-run", "--no-fail-fast", "--tests"])
+        .arg("--message-format=json-diagnostic-rendered-ansi")
+        .stdout(Stdio::piped());
+    if noise == Noise::Capture {
+        cmd.stderr(Stdio::piped());
+    }
+    for lab in labs {
+        cmd.args(["--package", &lab.package]);
+    }
+    if let Some(feature) = face.feature() {
+        cmd.args(["--features", feature]);
+    }
+    let mut child = cmd.spawn().context("cannot run cargo")?;
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    });
+
+    let mut build = Build::default();
+    // Artifacts and messages are matched to labs by the path of the target they come from.
+    let package_of = |src: &std::path::Path| -> String {
+        labs.iter()
+            .find(|l| src.starts_with(&l.dir))
+            .map_or_else(|| src.display().to_string(), |l| l.package.clone())
+    };
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    for message in Message::parse_stream(stdout) {
+        let Ok(message) = message else { continue };
+        match message {
+            Message::CompilerArtifact(artifact) => {
+                let is_test = artifact.target.kind.contains(&TargetKind::Test);
+                if let (true, Some(exe)) = (is_test, artifact.executable) {
+                    let package = package_of(artifact.target.src_path.as_std_path());
+                    build
+                        .executables
+                        .entry(package)
+                        .or_default()
+                        .push(exe.into_std_path_buf());
+                }
+            }
+            Message::CompilerMessage(msg) => {
+                if matches!(
+                    msg.message.level,
+                    cargo_metadata::diagnostic::DiagnosticLevel::Error
+                ) {
+                    let package = package_of(msg.target.src_path.as_std_path());
+                    let text = msg.message.rendered.unwrap_or(msg.message.message);
+                    if noise == Noise::Show {
+                        eprint!("{text}");
+                    }
+                    build.errors.entry(package).or_default().push_str(&text);
+                } else if noise == Noise::Show
+                    && let Some(text) = msg.message.rendered
+                {
+                    eprint!("{text}");
+                }
+            }
+            _ => {}
+        }
+    }
+    build.success = child.wait().context("waiting for cargo")?.success();
+    if let Some(handle) = stderr {
+        build.stderr = handle.join().unwrap_or_default();
+    }
+    Ok(build)
+}
+
+/// The outcome of one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Ignored,
+    /// The test executable was killed before this test reported.
+    TimedOut,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    pub name: String,
+    pub outcome: Outcome,
+    /// What the test printed when it failed (the panic message first).
+    pub message: String,
+}
+
+/// All tests of one lab against one face.
+#[derive(Debug, Default)]
+pub struct LabRun {
+    pub tests: Vec<TestResult>,
+    /// Set when the grader could not be built or run at all.
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+impl LabRun {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.tests.iter().filter(|t| t.outcome == outcome).count()
+    }
+
+    /// Every test ran and passed (and there is at least one).
+    pub fn all_passed(&self) -> bool {
+        self.error.is_none()
+            && !self.tests.is_empty()
+            && self.tests.iter().all(|t| t.outcome == Outcome::Passed)
+    }
+}
+
+/// Runs the test executables of `lab` from `build`, each at most `timeout`.
+pub fn run_lab(lab: &Lab, build: &Build, timeout: Duration) -> LabRun {
+    let started = Instant::now();
+    let mut run = LabRun::default();
+    if let Some(errors) = build.errors.get(&lab.package) {
+        run.error = Some(format!("does not compile:\n{errors}"));
+        return run;
+    }
+    let Some(executables) = build.executables.get(&lab.package) else {
+        run.error = Some(if build.success {
+            "has no test files under tests/".to_string()
+        } else {
+            format!("was not built:\n{}", build.stderr.trim())
+        });
+        return run;
+    };
+    for exe in executables {
+        match run_executable(lab, exe, timeout) {
+            Ok(mut tests) => run.tests.append(&mut tests),
+            Err(e) => run.error = Some(format!("{e:#}")),
+        }
+    }
+    run.tests.sort_by(|a, b| a.name.cmp(&b.name));
+    run.duration = started.elapsed();
+    run
+}
+
+/// Runs one libtest executable the way `cargo test` does (in the package folder, with the
+/// package's environment), killing it after `timeout`.
+fn run_executable(lab: &Lab, exe: &PathBuf, timeout: Duration) -> Result<Vec<TestResult>> {
+    let listing = Command::new(exe)
+        .args(["--list", "--format", "terse"])
+        .current_dir(&lab.dir)
+        .output()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    let listed = parse_list(&String::from_utf8_lossy(&listing.stdout));
+
+    let mut child = Command::new(exe)
+        .current_dir(&lab.dir)
+        .env("CARGO_MANIFEST_DIR", &lab.dir)
+        .env("CARGO_PKG_NAME", &lab.package)
+        // Short failure messages: a backtrace helps in `cargo test`, not in a summary.
+        .env("RUST_BACKTRACE", "0")
+        .args(["--color", "never"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let mut results = parse_libtest(&stdout, &listed);
+    if timed_out {
+        for result in results
+            .iter_mut()
+            .filter(|r| r.outcome == Outcome::TimedOut)
+        {
+            result.message = format!("still running after {timeout:?}: killed");
+        }
+    } else if results.iter().any(|r| r.outcome == Outcome::TimedOut) {
+        // The executable died without reporting these tests (a crash, an abort, exit()).
+        let why = last_lines(&format!("{stdout}{stderr}"), 8);
+        for result in results
+            .iter_mut()
+            .filter(|r| r.outcome == Outcome::TimedOut)
+        {
+            result.outcome = Outcome::Failed;
+            result.message = format!("the test process died before this test finished:\n{why}");
+        }
+    }
+    Ok(results)
+}
+
+/// Test names from `--list --format terse` (`name: test`).
+pub fn parse_list(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reads libtest's human output: `test NAME ... ok|FAILED|ignored` and the failure sections.
+/// Tests in `listed` that never reported are returned as [`Outcome::TimedOut`].
+pub fn parse_libtest(stdout: &str, listed: &[String]) -> Vec<TestResult> {
+    let mut results: BTreeMap<String, TestResult> = listed
+        .iter()
+        .map(|name| {
+            let result = TestResult {
+                name: name.clone(),
+                outcome: Outcome::TimedOut,
+                message: String::new(),
+            };
+            (name.clone(), result)
+        })
+        .collect();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("test ") else {
+            continue;
+        };
+        let Some((name, verdict)) = rest.rsplit_once(" ... ") else {
+            continue;
+        };
+        let name = name.trim_end_matches(" - should panic").to_string();
+        let outcome = match verdict.trim() {
+            "ok" => Outcome::Passed,
+            "FAILED" => Outcome::Failed,
+            v if v.starts_with("ignored") => Outcome::Ignored,
+            _ => continue,
+        };
+        results
+            .entry(name.clone())
+            .or_insert_with(|| TestResult {
+                name,
+                outcome,
+                message: String::new(),
+            })
+            .outcome = outcome;
+    }
+    // Failure sections: "---- NAME stdout ----" followed by what the test printed.
+    let mut current: Option<String> = None;
+    for line in stdout.lines() {
+        if let Some(name) = line
+            .strip_prefix("---- ")
+            .and_then(|l| l.strip_suffix(" stdout ----"))
+        {
+            current = Some(name.trim_end_matches(" - should panic").to_string());
+            continue;
+        }
+        if line == "failures:" || line.starts_with("test result:") {
+            current = None;
+            continue;
+        }
+        if let Some(result) = current.as_ref().and_then(|n| results.get_mut(n)) {
+            result.message.push_str(line);
+            result.message.push('\n');
+        }
+    }
+    for result in results.values_mut() {
+        result.message = result.message.trim().to_string();
+    }
+    results.into_values().collect()
+}
+
+/// The panic message of a failed test, without libtest's framing, at most `max` lines.
+pub fn summary(message: &str, max: usize) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    // Start at the panic message when there is one: "thread 'x' panicked at file:line:".
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("thread '") && l.contains("panicked at"))
+        .map_or(0, |i| i + 1);
+    let chosen: Vec<&str> = lines[start..].iter().take(max).copied().collect();
+    let mut text = chosen.join("\n");
+    if lines.len() - start > max {
+        text.push_str("\n…");
+    }
+    text
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUTPUT: &str = "\
+running 4 tests
+test prints_the_file ... ok
+test rejects_bad_args ... FAILED
+test panics_on_purpose - should panic ... ok
+test slow_one ... ignored, needs a network
+
+failures:
+
+---- rejects_bad_args stdout ----
+
+thread 'rejects_bad_args' panicked at tests/grader.rs:10:5:
+exit code must be 2
+  left: Some(101)
+ right: Some(2)
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+
+failures:
+    rejects_bad_args
+
+test result: FAILED. 2 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s
+";
+
+    fn listed() -> Vec<String> {
+        parse_list(
+            "prints_the_file: test\nrejects_bad_args: test\npanics_on_purpose: test\nslow_one: test\nnever_reported: test\n",
+        )
+    }
+
+    #[test]
+    fn parses_outcomes() {
+        let results = parse_libtest(OUTPUT, &listed());
+        let outcome = |name: &str| results.iter().find(|r| r.name == name).unwrap().outcome;
+        assert_eq!(outcome("prints_the_file"), Outcome::Passed);
+        assert_eq!(outcome("rejects_bad_args"), Outcome::Failed);
+        assert_eq!(outcome("panics_on_purpose"), Outcome::Passed);
+        assert_eq!(outcome("slow_one"), Outcome::Ignored);
+        assert_eq!(outcome("never_reported"), Outcome::TimedOut);
+        assert_eq!(results.len(), 5);
+    }
+
+    #[test]
+    fn keeps_the_failure_message() {
+        let results = parse_libtest(OUTPUT, &listed());
+        let failed = results
+            .iter()
+            .find(|r| r.name == "rejects_bad_args")
+            .unwrap();
+        assert!(failed.message.contains("exit code must be 2"));
+        assert!(!failed.message.contains("failures:"));
+        let short = summary(&failed.message, 2);
+        assert_eq!(short, "exit code must be 2\n  left: Some(101)\n…");
+    }
+
+    #[test]
+    fn summary_without_panic_line_keeps_the_start() {
+        assert_eq!(summary("a\nb\nc", 5), "a\nb\nc");
+    }
+
+    #[test]
+    fn lab_run_counts() {
+        let run = LabRun {
+            tests: parse_libtest(OUTPUT, &listed()),
+            ..LabRun::default()
+        };
+        assert_eq!(run.count(Outcome::Passed), 2);
+        assert!(!run.all_passed());
+        assert!(!LabRun::default().all_passed());
+    }
+}
