@@ -407,7 +407,7 @@ pub fn bench(course: &Course, name: Option<&str>, src: bool) -> Result<bool> {
         cmd.current_dir(&course.root)
             .args(["bench", "--package", &lab.package]);
         if !src {
-            cmd.args(["--features", "solution"]);
+            cmd.args(["--no-default-features", "--features", "solution"]);
         }
         ok &= cmd.status().context("cannot run cargo bench")?.success();
     }

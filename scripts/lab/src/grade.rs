@@ -82,7 +82,9 @@ pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result
         cmd.args(["--package", &lab.package]);
     }
     if let Some(feature) = face.feature() {
-        cmd.args(["--features", feature]);
+        // Without the default `src` feature the learner's src/main.rs is not compiled, so a
+        // half-done file never breaks the proof of the stub and the solution.
+        cmd.args(["--no-default-features", "--features", feature]);
     }
     let mut child = cmd.spawn().context("cannot run cargo")?;
     let stderr = child.stderr.take().map(|mut pipe| {

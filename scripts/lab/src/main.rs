@@ -92,6 +92,9 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // `cargo lab list | head` should end quietly like any Unix tool, not panic on EPIPE.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let result = course::Course::discover().and_then(|course| {
         let lab = |name: &Option<String>| commands::pick(&course, name.as_deref());
