@@ -5,11 +5,11 @@
 #   sudo scripts/install-tools.sh strace     only these
 #
 # strace (syscalls), ltrace (library calls), iproute2 (ss, ip), tcpdump (packets), htop,
-# procps (ps, pmap), psmisc (pstree), wrk (HTTP load), postgresql-client (psql),
+# procps (ps, pmap), psmisc (pstree), time (/usr/bin/time -v), wrk (HTTP load), postgresql-client (psql),
 # redis-tools (redis-cli), linux-perf (perf, where the kernel allows it).
 set -euo pipefail
 
-ALL=(strace ltrace iproute2 tcpdump htop procps psmisc wrk postgresql-client redis-tools)
+ALL=(strace ltrace iproute2 tcpdump htop procps psmisc time wrk postgresql-client redis-tools)
 wanted=("$@")
 [ ${#wanted[@]} -eq 0 ] && wanted=("${ALL[@]}")
 

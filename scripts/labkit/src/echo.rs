@@ -174,22 +174,19 @@ pub fn keeps_serving_while_a_client_never_reads(bin: &str) {
     let (mut last, mut last_change) = (0, Instant::now());
     loop {
         thread::sleep(Duration::from_millis(20));
+        if writer.is_finished() {
+            break; // all sent, or failed: joining the writer below tells which
+        }
         let now_written = written.load(Ordering::Relaxed);
         if now_written != last {
             (last, last_change) = (now_written, Instant::now());
         }
-        if now_written == TOTAL
-            || (now_written >= 1 << 20 && last_change.elapsed() >= Duration::from_millis(500))
-        {
+        if now_written >= 1 << 20 && last_change.elapsed() >= Duration::from_millis(500) {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "the server read only {now_written} bytes from a client that sends 48 MiB"
-        );
-        assert!(
-            !writer.is_finished(),
-            "writing to the server failed after {now_written} bytes"
         );
     }
 
@@ -277,8 +274,13 @@ pub fn closes_every_fd_after_clients_leave(bin: &str, clients: usize) {
     raise_fd_limit(clients + 100);
     let server = Server::start(bin, &[]);
     let pid = server.pid();
-    let baseline = fd_count(pid);
+    // The baseline is measured with one echoed client connected, minus that client: a server
+    // may open its own descriptors (epoll, eventfd) after printing `listening on`.
+    let mut warm_up = connect(server.addr());
+    exchange_messages(std::slice::from_mut(&mut warm_up));
+    let baseline = fd_count(pid).saturating_sub(1);
     assert!(baseline > 0, "cannot read /proc/{pid}/fd");
+    drop(warm_up);
 
     let mut streams: Vec<TcpStream> = (0..clients).map(|_| connect(server.addr())).collect();
     exchange_messages(&mut streams);
@@ -308,10 +310,10 @@ pub fn closes_every_fd_after_clients_leave(bin: &str, clients: usize) {
 }
 
 /// Requirement: a bad `--addr`, an address already in use or an unknown argument end the
-/// program with a one-line error on stderr and a non-zero exit code, never a panic.
+/// program with an error on stderr and a non-zero exit code, never a panic.
 pub fn rejects_bad_arguments_with_a_clear_error(bin: &str) {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let taken = taken.local_addr().unwrap().to_string();
+    let occupied = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = occupied.local_addr().unwrap().to_string();
     let cases: [&[&str]; 3] = [
         &["--addr", "not-an-address"],
         &["--addr", &taken],

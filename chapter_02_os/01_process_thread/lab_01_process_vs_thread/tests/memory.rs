@@ -1,0 +1,134 @@
+//! Grader for Process vs Thread: memory of idle workers, and no child left behind.
+//!
+//! This file is its own test process, and its tests take a lock so that they run one at a time:
+//! the numbers read from /proc are then about this lab's threads and children only.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+
+labkit::lab_mod!(lab);
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn tasks_created() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    stat.lines()
+        .find_map(|line| line.strip_prefix("processes ")?.trim().parse().ok())
+        .expect("processes line in /proc/stat")
+}
+
+/// Pids of the processes whose parent is this process (zombies included).
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // it ended while we looked
+        };
+        // Fields after the command name (which may hold spaces): state, ppid, ...
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if rest.split(' ').nth(1).and_then(|p| p.parse().ok()) == Some(me) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Ids of this process's threads (the entries of /proc/self/task).
+fn thread_ids() -> HashSet<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Polls for up to 5 s: a joined thread may stay listed in /proc for a moment.
+fn eventually(mut ok: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok()
+}
+
+// Requirement 3: idle processes cost more resident memory than idle threads.
+#[test]
+fn idle_processes_cost_more_rss_than_idle_threads() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = rand::rng().random_range(20..50);
+    let threads_before = thread_ids();
+    let tasks = tasks_created();
+
+    let by_threads = lab::idle_threads_memory(n).expect("idle_threads_memory");
+    assert!(
+        tasks_created() - tasks >= n as u64,
+        "{n} threads were not created"
+    );
+    assert!(
+        by_threads.rss_kib > 0,
+        "{n} started threads must grow the RSS a little"
+    );
+    assert!(
+        eventually(|| thread_ids().difference(&threads_before).count() == 0),
+        "the idle threads must be joined before idle_threads_memory returns"
+    );
+
+    let tasks = tasks_created();
+    let by_processes = lab::idle_processes_memory(n).expect("idle_processes_memory");
+    assert!(
+        tasks_created() - tasks >= n as u64,
+        "{n} processes were not created"
+    );
+    assert!(
+        children().is_empty(),
+        "the idle children must be killed and reaped before idle_processes_memory returns: {:?}",
+        children()
+    );
+    assert!(
+        by_processes.private_kib > 0,
+        "each child has some private pages"
+    );
+    assert!(
+        by_processes.rss_kib > by_threads.rss_kib,
+        "{n} processes: RSS {} KiB (sum) should exceed {n} threads: +{} KiB",
+        by_processes.rss_kib,
+        by_threads.rss_kib
+    );
+    assert!(
+        by_processes.rss_kib >= by_processes.private_kib,
+        "private pages are a part of the RSS"
+    );
+}
+
+// Requirement 1: a forked child is reaped, not left as a zombie.
+#[test]
+fn fork_wait_reaps_every_child() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tasks = tasks_created();
+    lab::fork_wait(30).expect("fork_wait");
+    lab::ping_pong_processes(50).expect("ping_pong_processes");
+    assert!(
+        tasks_created() - tasks >= 31,
+        "fork_wait(30) must fork 30 times"
+    );
+    assert!(
+        children().is_empty(),
+        "children left behind (zombies?): {:?}",
+        children()
+    );
+}

@@ -1,0 +1,52 @@
+//! Grader for the mio echo server: black-box tests through the real binary.
+//!
+//! The three echo servers of this topic (labs 2.5, 2.6, 2.7) pass the same specification, so the
+//! checks live in one place, `labkit::echo` (scripts/labkit/src/echo.rs); each test names the
+//! requirement it checks (see README.md).
+
+use labkit::{echo, lab_bin};
+
+// Requirement 1: command line, `listening on`, clear errors.
+#[test]
+fn rejects_bad_arguments_with_a_clear_error() {
+    echo::rejects_bad_arguments_with_a_clear_error(lab_bin!());
+}
+
+// Requirement 2: every byte comes back, in order.
+#[test]
+fn echoes_1_mib_byte_exact() {
+    echo::echoes_1_mib_byte_exact(lab_bin!());
+}
+
+#[test]
+fn flushes_the_echo_after_a_half_close() {
+    echo::flushes_the_echo_after_a_half_close(lab_bin!());
+}
+
+// Requirement 3: many clients at the same time, and a listen backlog of 1,024.
+#[test]
+fn serves_1000_concurrent_clients() {
+    echo::serves_concurrent_clients(lab_bin!(), 1000);
+}
+
+#[test]
+fn holds_a_backlog_of_1024() {
+    echo::holds_a_backlog_of_1024(lab_bin!());
+}
+
+// Requirement 4: one slow client does not stop the others.
+#[test]
+fn keeps_serving_while_a_client_never_reads() {
+    echo::keeps_serving_while_a_client_never_reads(lab_bin!());
+}
+
+// Requirement 5: resets do not kill the server, and every connection is closed.
+#[test]
+fn survives_abrupt_resets() {
+    echo::survives_abrupt_resets(lab_bin!());
+}
+
+#[test]
+fn closes_every_fd_after_clients_leave() {
+    echo::closes_every_fd_after_clients_leave(lab_bin!(), 1000);
+}
