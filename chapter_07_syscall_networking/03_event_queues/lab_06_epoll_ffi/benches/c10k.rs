@@ -1,0 +1,194 @@
+//! `cargo bench -p ch7_epoll_ffi --features solution`
+//!
+//! Echo throughput of this lab's server (one thread, edge-triggered epoll through our own FFI)
+//! against tokio echo servers (the multi-threaded runtime of `#[tokio::main]`, and the
+//! single-threaded `current_thread` one), at 1,000 and 10,000 concurrent connections.
+//!
+//! Every server runs in this process on a fresh listening socket for each run; the load comes
+//! from the grader's client, `ch7_epoll_ffi-c10k-client`, a separate process (each side of
+//! 10,000 connections holds 10,000 fds). Each connection sends 64-byte messages one at a time
+//! and waits for each echo: the client reports messages per second for the message phase,
+//! connection setup excluded. Runs of the servers alternate, and the table shows the median of
+//! three runs each.
+
+#![allow(unused_imports)] // the lab re-exports items this benchmark does not use
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::thread;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+labkit::lab_mod!(lab);
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_ch7_epoll_ffi-c10k-client");
+const RUNS: usize = 3;
+const MESSAGE_LEN: usize = 64;
+/// (connections, messages per connection): about 50,000 timed messages per run.
+const LOADS: [(usize, usize); 2] = [(1_000, 51), (10_000, 6)];
+
+#[derive(Debug, Clone, Copy)]
+enum Server {
+    Lab,
+    TokioMultiThread,
+    TokioCurrentThread,
+}
+
+const SERVERS: [Server; 3] = [
+    Server::Lab,
+    Server::TokioMultiThread,
+    Server::TokioCurrentThread,
+];
+
+struct Tokio {
+    multi: tokio::runtime::Runtime,
+    current: tokio::runtime::Handle,
+}
+
+impl Tokio {
+    fn new() -> Tokio {
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio multi-thread runtime");
+        // A current_thread runtime runs its tasks and drives its I/O only inside
+        // `Runtime::block_on`: one thread owns it and blocks there forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let current = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio current-thread runtime");
+            tx.send(current.handle().clone()).unwrap();
+            current.block_on(std::future::pending::<()>());
+        });
+        let current = rx.recv().expect("current-thread runtime handle");
+        Tokio { multi, current }
+    }
+
+    /// A tokio echo server as a tokio user writes it, with a backlog of 1,024.
+    fn start(&self, server: Server) -> SocketAddr {
+        let handle = match server {
+            Server::TokioMultiThread => self.multi.handle(),
+            _ => &self.current,
+        };
+        let listener = handle.block_on(async {
+            let socket = TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind("127.0.0.1:0".parse().unwrap())?;
+            socket.listen(1024)
+        });
+        let listener = listener.expect("tokio listener");
+        let addr = listener.local_addr().unwrap();
+        handle.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        tokio::spawn(echo(stream));
+                    }
+                    Err(e) => eprintln!("tokio accept: {e}"),
+                }
+            }
+        });
+        addr
+    }
+}
+
+async fn echo(mut stream: TcpStream) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn start_lab() -> SocketAddr {
+    let listener = lab::bind("127.0.0.1:0".parse().unwrap()).expect("lab::bind");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        if let Err(e) = lab::serve(listener) {
+            eprintln!("lab server: {e}");
+        }
+    });
+    addr
+}
+
+/// One run of the load client; returns its messages per second.
+fn load(addr: SocketAddr, connections: usize, messages: usize, server: Server) -> f64 {
+    let out = Command::new(CLIENT)
+        .args(["--addr", &addr.to_string()])
+        .args(["--connections", &connections.to_string()])
+        .args(["--messages", &messages.to_string()])
+        .args(["--min-len", &MESSAGE_LEN.to_string()])
+        .args(["--max-len", &MESSAGE_LEN.to_string()])
+        .args(["--timeout-secs", "60"])
+        .output()
+        .expect("run the load client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "load client failed against {server:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "echoed N messages in T ms: R msgs/s"
+    stdout
+        .lines()
+        .find_map(|line| {
+            line.strip_suffix(" msgs/s")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no rate in the client's output: {stdout}"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let limit = lab::raise_fd_limit().expect("raise the open-file limit");
+    assert!(
+        limit >= 10_100,
+        "the benchmark needs 10,100 open files, the hard limit is {limit}"
+    );
+    let tokio = Tokio::new();
+    println!(
+        "echo throughput in messages/s, {MESSAGE_LEN}-byte messages, median of {RUNS} runs \
+         (one load-client process)"
+    );
+    println!(
+        "{:>11} | {:>15} | {:>18} | {:>20} | {:>13}",
+        "connections",
+        "lab epoll (1 t)",
+        "tokio multi-thread",
+        "tokio current_thread",
+        "lab / tokio mt"
+    );
+    for (connections, messages) in LOADS {
+        let mut rates: [Vec<f64>; 3] = Default::default();
+        for _ in 0..RUNS {
+            for (i, server) in SERVERS.into_iter().enumerate() {
+                let addr = match server {
+                    Server::Lab => start_lab(),
+                    _ => tokio.start(server),
+                };
+                rates[i].push(load(addr, connections, messages, server));
+            }
+        }
+        let [lab, multi, current] = rates.map(median);
+        println!(
+            "{connections:>11} | {lab:>15.0} | {multi:>18.0} | {current:>20.0} | {:>12.2}x",
+            lab / multi
+        );
+    }
+}

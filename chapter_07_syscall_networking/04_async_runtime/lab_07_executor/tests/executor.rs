@@ -1,0 +1,378 @@
+//! The single-threaded executor: spawn, JoinHandle, wake-ups from any thread, deduplicated
+//! scheduling, panics, and memory.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use rand::RngExt;
+
+labkit::lab_mod!(lab);
+use lab::Executor;
+
+/// How long a test waits for an executor that should finish in milliseconds.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs `test` on its own thread (the executor lives there) and fails if it does not finish
+/// in time: a lost wake-up shows as an executor asleep forever.
+fn within_deadline<T: Send + 'static>(what: &str, test: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(test());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not finished after {DEADLINE:?}: a wake-up was lost (or it spins)")
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the test thread panicked"),
+    }
+}
+
+/// A one-shot signal set from any thread: the future completes once it is set.
+#[derive(Clone, Default)]
+struct Signal {
+    state: Arc<Mutex<(bool, Option<Waker>)>>,
+}
+
+impl Signal {
+    fn set(&self) {
+        let waker = {
+            let mut state = self.state.lock().unwrap();
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Future for Signal {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.state.lock().unwrap();
+        if state.0 {
+            Poll::Ready(())
+        } else {
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+// Requirement 6: spawn returns a JoinHandle, a future of the task's output.
+#[test]
+fn spawn_returns_a_handle_to_the_output() {
+    let ex = Executor::new();
+    let values: Vec<u32> = (0..50).map(|_| rand::rng().random()).collect();
+    let handles: Vec<_> = values
+        .iter()
+        .map(|&v| {
+            let inner = ex.clone();
+            ex.spawn(async move {
+                // A task that spawns a task and awaits it.
+                inner.spawn(async move { v.wrapping_mul(3) }).await.unwrap()
+            })
+        })
+        .collect();
+    let outputs = ex.block_on(async {
+        let mut outputs = Vec::new();
+        for handle in handles {
+            outputs.push(handle.await.expect("no panic"));
+        }
+        outputs
+    });
+    let expected: Vec<u32> = values.iter().map(|v| v.wrapping_mul(3)).collect();
+    assert_eq!(outputs, expected);
+}
+
+#[test]
+fn a_detached_task_still_runs() {
+    let ex = Executor::new();
+    let done = Rc::new(Cell::new(false));
+    let flag = done.clone();
+    // Your JoinHandle may or may not implement Drop: either way, dropping it detaches.
+    #[allow(clippy::drop_non_drop)]
+    drop(ex.spawn(async move {
+        lab::yield_now().await;
+        flag.set(true);
+    }));
+    // The main future yields until the detached task has run.
+    ex.block_on(async {
+        for _ in 0..10 {
+            if done.get() {
+                break;
+            }
+            lab::yield_now().await;
+        }
+    });
+    assert!(done.get(), "dropping a JoinHandle must not cancel its task");
+}
+
+// Requirement 7: 100,000 tasks.
+#[test]
+fn runs_100000_tasks() {
+    const TASKS: u64 = 100_000;
+    let sum = within_deadline("100,000 tasks", || {
+        let ex = Executor::new();
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| {
+                ex.spawn(async move {
+                    lab::yield_now().await;
+                    i
+                })
+            })
+            .collect();
+        ex.block_on(async move {
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await.unwrap();
+            }
+            sum
+        })
+    });
+    assert_eq!(sum, TASKS * (TASKS - 1) / 2);
+}
+
+// Requirement 8: wakes from other threads are never lost.
+#[test]
+fn wakes_from_other_threads_lose_nothing() {
+    const TASKS: usize = 10_000;
+    const THREADS: usize = 4;
+    let finished = within_deadline("10,000 tasks woken by 4 threads", || {
+        let ex = Executor::new();
+        let signals: Vec<Signal> = (0..TASKS).map(|_| Signal::default()).collect();
+        let done = Rc::new(Cell::new(0));
+        let handles: Vec<_> = signals
+            .iter()
+            .map(|signal| {
+                let (signal, done) = (signal.clone(), done.clone());
+                ex.spawn(async move {
+                    signal.await;
+                    done.set(done.get() + 1);
+                })
+            })
+            .collect();
+        // Threads set the signals in random order, with pauses, while the executor sleeps,
+        // runs, and sleeps again.
+        let mut shuffled = signals;
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rand::rng().random_range(0..=i));
+        }
+        let chunks: Vec<Vec<Signal>> = shuffled
+            .chunks(TASKS / THREADS)
+            .map(|c| c.to_vec())
+            .collect();
+        let setters: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                thread::spawn(move || {
+                    for (i, signal) in chunk.into_iter().enumerate() {
+                        if i % 500 == 0 {
+                            thread::sleep(Duration::from_millis(1));
+                        }
+                        signal.set();
+                    }
+                })
+            })
+            .collect();
+        // The main future waits on the handles: between wakes the executor has nothing to do
+        // and must sleep, so a wake racing with its going to sleep must not be lost.
+        ex.block_on(async move {
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        });
+        for setter in setters {
+            setter.join().unwrap();
+        }
+        done.get()
+    });
+    assert_eq!(finished, TASKS);
+}
+
+/// CPU time the calling thread has used so far.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the exclusive reference.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn waits_without_spinning_for_a_wake_from_another_thread() {
+    const WAIT: Duration = Duration::from_secs(1);
+    let (polls, cpu) = within_deadline("one task woken from a thread", || {
+        let cpu_before = thread_cpu_time();
+        let ex = Executor::new();
+        let signal = Signal::default();
+        let polls = Rc::new(Cell::new(0));
+        let (task_signal, task_polls) = (signal.clone(), polls.clone());
+        let handle = ex.spawn(async move {
+            let mut signal = task_signal;
+            std::future::poll_fn(|cx| {
+                task_polls.set(task_polls.get() + 1);
+                Pin::new(&mut signal).poll(cx)
+            })
+            .await
+        });
+        let setter = thread::spawn(move || {
+            thread::sleep(WAIT);
+            signal.set();
+        });
+        ex.block_on(handle).unwrap();
+        setter.join().unwrap();
+        (polls.get(), thread_cpu_time() - cpu_before)
+    });
+    assert_eq!(
+        polls, 2,
+        "the task is polled once, then once after the wake: the executor sleeps in between"
+    );
+    assert!(
+        cpu < WAIT / 20,
+        "the executor's thread used {cpu:?} of CPU while waiting {WAIT:?} for one wake: park \
+         the thread when the run queue is empty instead of looping"
+    );
+}
+
+// Requirement 9: a task woken twice is queued once.
+#[test]
+fn a_task_woken_twice_is_queued_once() {
+    let ex = Executor::new();
+    let polls = Rc::new(Cell::new(0));
+    let released = Rc::new(Cell::new(false));
+    let slot: Rc<RefCell<Option<Waker>>> = Rc::default();
+
+    // Task A wakes itself three times at its first poll (twice by reference, once from
+    // another thread), then waits until task B releases it.
+    let (a_polls, a_released, a_slot) = (polls.clone(), released.clone(), slot.clone());
+    let a = ex.spawn(std::future::poll_fn(move |cx| {
+        a_polls.set(a_polls.get() + 1);
+        if a_polls.get() == 1 {
+            cx.waker().wake_by_ref();
+            cx.waker().wake_by_ref();
+            let waker = cx.waker().clone();
+            thread::spawn(move || waker.wake()).join().unwrap();
+            return Poll::Pending;
+        }
+        if a_released.get() {
+            return Poll::Ready(a_polls.get());
+        }
+        *a_slot.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }));
+    // Task B releases A once A has stored its waker.
+    let b = ex.spawn(std::future::poll_fn(move |cx| {
+        match slot.borrow_mut().take() {
+            Some(waker) => {
+                released.set(true);
+                waker.wake();
+                Poll::Ready(())
+            }
+            None => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }));
+    let a_polls = ex.block_on(async move {
+        b.await.unwrap();
+        a.await.unwrap()
+    });
+    assert_eq!(
+        a_polls, 3,
+        "task A was polled {a_polls} times, expected 3 (the first poll, one for its three \
+         wakes, one after the release): a task already queued must not be queued again"
+    );
+}
+
+// Requirement 10: a panicking task is reported through its handle; the others go on.
+#[test]
+fn a_panicking_task_is_reported_through_its_handle() {
+    let ex = Executor::new();
+    let code: u32 = rand::rng().random();
+    let bad = ex.spawn(async move {
+        lab::yield_now().await;
+        if code != u32::MAX {
+            panic!("task failed with code {code}");
+        }
+        0u32
+    });
+    let good = ex.spawn(async move {
+        lab::yield_now().await;
+        lab::yield_now().await;
+        code / 2
+    });
+    let (bad, good) = ex.block_on(async move { (bad.await, good.await) });
+    let error = bad.expect_err("the panic comes back as an Err");
+    assert!(
+        error
+            .message()
+            .contains(&format!("task failed with code {code}")),
+        "the JoinError carries the panic message, got {:?}",
+        error.message()
+    );
+    assert_eq!(good, Ok(code / 2), "the other task is not disturbed");
+    // The executor still works.
+    let again = ex.spawn(async { 41 + 1 });
+    assert_eq!(ex.block_on(again), Ok(42));
+}
+
+// Requirement 11: a finished task is freed, and its stale wakers are harmless.
+#[test]
+fn finished_tasks_are_freed_and_stale_wakers_are_harmless() {
+    let ex = Executor::new();
+    let marker = Arc::new(());
+    let kept: Rc<RefCell<Vec<Waker>>> = Rc::default();
+    let polls = Rc::new(Cell::new(0));
+    let handles: Vec<_> = (0..1000)
+        .map(|_| {
+            let (marker, kept, polls) = (marker.clone(), kept.clone(), polls.clone());
+            ex.spawn(async move {
+                let _marker = marker;
+                std::future::poll_fn(|cx| {
+                    polls.set(polls.get() + 1);
+                    kept.borrow_mut().push(cx.waker().clone());
+                    Poll::Ready(())
+                })
+                .await;
+                lab::yield_now().await;
+            })
+        })
+        .collect();
+    assert!(
+        Arc::strong_count(&marker) > 1,
+        "the tasks hold the marker until they run"
+    );
+    ex.block_on(async move {
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    });
+    assert_eq!(
+        Arc::strong_count(&marker),
+        1,
+        "every finished task's future was dropped (and with it what it captured)"
+    );
+    assert_eq!(polls.get(), 1000);
+
+    // Waking a finished task's waker must neither panic nor poll anything.
+    let stale = std::mem::take(&mut *kept.borrow_mut());
+    for waker in &stale {
+        waker.wake_by_ref();
+    }
+    let after = ex.spawn(async { 7 });
+    assert_eq!(ex.block_on(after), Ok(7));
+    assert_eq!(polls.get(), 1000, "a stale wake polled a finished task");
+}
