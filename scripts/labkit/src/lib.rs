@@ -13,6 +13,7 @@
 //! a learner should never wait on a timeout to learn that Redis is not running.
 
 pub mod echo;
+pub mod load_client;
 pub mod net;
 pub mod process;
 pub mod services;

@@ -1,7 +1,7 @@
 //! The C10K test: 10,000 connections open at the same time, each exchanging several random
 //! messages with the server, every echo checked byte for byte.
 //!
-//! The clients live in another process, `ch7_epoll_ffi-c10k-client` (client/main.rs): each side
+//! The clients live in another process, `ch7_epoll_ffi-c10k-client` (labkit::load_client): each side
 //! of 10,000 connections holds 10,000 file descriptors, and a process may hold 20,000 here. The
 //! client opens every connection and gets a first echo through each, then waits on its stdin
 //! while this test counts the server's fds; then it sends the other messages and exits 0, or
