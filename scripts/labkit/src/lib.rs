@@ -19,6 +19,7 @@ pub mod process;
 pub mod services;
 pub mod strace;
 pub mod sys;
+pub mod upstream;
 
 pub use process::{Output, Server, run, run_with_stdin};
 

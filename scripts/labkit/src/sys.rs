@@ -36,7 +36,7 @@ pub fn has_net_raw() -> bool {
 pub fn require_net_raw() {
     if !has_net_raw() {
         panic!(
-            "raw sockets need CAP_NET_RAW: run the tests as root, inside `unshare -rn`, or grant it with `sudo setcap cap_net_raw+ep <binary>`"
+            "raw sockets need CAP_NET_RAW: run the tests as root, inside `unshare -rn sh -c 'ip link set lo up && cargo test'`, or grant it with `sudo setcap cap_net_raw+ep <binary>`"
         );
     }
 }

@@ -1,0 +1,565 @@
+//! Grader for the local rate limiters and the middleware, on a manual clock: the refill maths
+//! is checked to the nanosecond. The Redis limiter has its own file, `tests/redis.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use rand::RngExt;
+use tower::ServiceExt;
+
+labkit::lab_mod!(lab);
+use lab::{Decision, ManualClock, Quota, RateLimitLayer, SlidingWindow, TokenBucket, WindowQuota};
+
+const NS: Duration = Duration::from_nanos(1);
+
+fn random_quota() -> Quota {
+    let mut rng = rand::rng();
+    Quota {
+        capacity: rng.random_range(1..40),
+        // Milliseconds plus odd nanoseconds: exact maths must not depend on round numbers.
+        refill_every: Duration::from_millis(rng.random_range(1..2000))
+            + Duration::from_nanos(rng.random_range(0..1_000_000)),
+    }
+}
+
+fn bucket(quota: Quota) -> (TokenBucket, Arc<ManualClock>) {
+    let clock = ManualClock::new();
+    (TokenBucket::with_clock(quota, clock.clone()), clock)
+}
+
+fn window(quota: WindowQuota) -> (SlidingWindow, Arc<ManualClock>) {
+    let clock = ManualClock::new();
+    (SlidingWindow::with_clock(quota, clock.clone()), clock)
+}
+
+fn exhaust(limiter: &TokenBucket, key: &str) -> Decision {
+    loop {
+        let d = limiter.try_acquire(key);
+        if !d.allowed {
+            return d;
+        }
+    }
+}
+
+// Requirement 1: the token bucket allows a burst of `capacity`, then refuses.
+#[test]
+fn bucket_allows_a_burst_of_capacity_then_refuses() {
+    let quota = random_quota();
+    let (limiter, _clock) = bucket(quota);
+    for i in 0..quota.capacity {
+        let d = limiter.try_acquire("client");
+        assert!(
+            d.allowed,
+            "request {} of a burst of {}",
+            i + 1,
+            quota.capacity
+        );
+        assert_eq!(d.limit, quota.capacity, "limit");
+        assert_eq!(
+            d.remaining,
+            quota.capacity - 1 - i,
+            "remaining after request {}",
+            i + 1
+        );
+        assert_eq!(
+            d.retry_after,
+            Duration::ZERO,
+            "retry_after of an allowed request"
+        );
+    }
+    let d = limiter.try_acquire("client");
+    assert!(!d.allowed, "request {} must be refused", quota.capacity + 1);
+    assert_eq!(d.remaining, 0);
+    assert_eq!(
+        d.retry_after, quota.refill_every,
+        "no time passed: the next token is one full interval away"
+    );
+}
+
+// Requirement 2: lazy refill, one token per interval, exact to the nanosecond, keeping the
+// part of an interval that did not make a token yet.
+#[test]
+fn bucket_refills_one_token_per_interval_exactly() {
+    let quota = random_quota();
+    let per = quota.refill_every;
+    let (limiter, clock) = bucket(quota);
+    exhaust(&limiter, "k");
+    clock.advance(per - NS);
+    let d = limiter.try_acquire("k");
+    assert!(!d.allowed, "1 ns before the interval ends: still empty");
+    assert_eq!(d.retry_after, NS, "1 ns left");
+    clock.advance(NS);
+    assert!(limiter.try_acquire("k").allowed, "one interval: one token");
+    assert!(!limiter.try_acquire("k").allowed, "and only one");
+
+    // One and a half intervals: one token, and the half interval counts toward the next.
+    let x = per * 3 / 2;
+    clock.advance(x);
+    assert!(limiter.try_acquire("k").allowed, "1.5 intervals: one token");
+    let d = limiter.try_acquire("k");
+    assert!(!d.allowed);
+    assert_eq!(
+        d.retry_after,
+        per * 2 - x,
+        "the half interval already waited must not be lost"
+    );
+    clock.advance(d.retry_after);
+    assert!(limiter.try_acquire("k").allowed);
+}
+
+#[test]
+fn idle_bucket_refills_only_up_to_capacity() {
+    let quota = random_quota();
+    let (limiter, clock) = bucket(quota);
+    exhaust(&limiter, "k");
+    clock.advance(quota.refill_every * (quota.capacity as u32 * 10 + 7));
+    let allowed = (0..quota.capacity * 3)
+        .filter(|_| limiter.try_acquire("k").allowed)
+        .count() as u64;
+    assert_eq!(
+        allowed, quota.capacity,
+        "a long idle time refills up to the capacity, no more"
+    );
+}
+
+#[test]
+fn bucket_retry_after_and_remaining_are_exact() {
+    let mut rng = rand::rng();
+    for _ in 0..20 {
+        let quota = random_quota();
+        let per = quota.refill_every;
+        let (limiter, clock) = bucket(quota);
+        for _ in 0..200 {
+            clock.advance(Duration::from_nanos(
+                rng.random_range(0..per.as_nanos() as u64 * 2),
+            ));
+            let d = limiter.try_acquire("k");
+            if d.allowed {
+                if rng.random_bool(0.2) {
+                    // `remaining` more requests pass at this instant, and not one more.
+                    for i in 0..d.remaining {
+                        assert!(
+                            limiter.try_acquire("k").allowed,
+                            "remaining said {} (at {i})",
+                            d.remaining
+                        );
+                    }
+                    assert!(
+                        !limiter.try_acquire("k").allowed,
+                        "remaining said {}",
+                        d.remaining
+                    );
+                }
+                continue;
+            }
+            assert!(
+                d.retry_after > Duration::ZERO && d.retry_after <= per,
+                "retry_after {:?} with an interval of {per:?}",
+                d.retry_after
+            );
+            // Refused requests take nothing: at retry_after - 1 ns still refused, then allowed.
+            clock.advance(d.retry_after - NS);
+            let again = limiter.try_acquire("k");
+            assert!(
+                !again.allowed,
+                "refused until exactly retry_after ({:?})",
+                d.retry_after
+            );
+            assert_eq!(again.retry_after, NS);
+            clock.advance(NS);
+            assert!(
+                limiter.try_acquire("k").allowed,
+                "allowed after exactly retry_after"
+            );
+        }
+    }
+}
+
+#[test]
+fn bucket_reset_after_is_the_time_to_a_full_bucket() {
+    let quota = Quota {
+        capacity: rand::rng().random_range(2..40),
+        ..random_quota()
+    };
+    let (limiter, clock) = bucket(quota);
+    let mut last = None;
+    for _ in 0..quota.capacity {
+        last = Some(limiter.try_acquire("k"));
+    }
+    let last = last.unwrap();
+    assert_eq!(
+        last.reset_after,
+        quota.refill_every * quota.capacity as u32,
+        "empty bucket: capacity x interval until it is full again"
+    );
+    clock.advance(last.reset_after - NS);
+    let d = limiter.try_acquire("k");
+    assert!(d.allowed);
+    assert_eq!(
+        d.remaining,
+        quota.capacity - 2,
+        "1 ns short of full: capacity - 1 tokens"
+    );
+}
+
+#[test]
+fn bucket_keys_are_independent() {
+    let quota = random_quota();
+    let (limiter, _clock) = bucket(quota);
+    exhaust(&limiter, "alice");
+    let d = limiter.try_acquire("bob");
+    assert!(d.allowed, "bob has his own bucket");
+    assert_eq!(d.remaining, quota.capacity - 1);
+    assert!(!limiter.try_acquire("alice").allowed);
+}
+
+// Requirement 3: the sliding-window counter weights the previous window by its overlap.
+fn random_window() -> WindowQuota {
+    let mut rng = rand::rng();
+    WindowQuota {
+        limit: rng.random_range(1..50),
+        window: Duration::from_millis(rng.random_range(10..5000))
+            + Duration::from_nanos(rng.random_range(0..1_000_000)),
+    }
+}
+
+#[test]
+fn window_allows_limit_requests_per_window() {
+    let quota = random_window();
+    let (limiter, _clock) = window(quota);
+    for i in 0..quota.limit {
+        let d = limiter.try_acquire("k");
+        assert!(d.allowed, "request {} of {}", i + 1, quota.limit);
+        assert_eq!((d.limit, d.remaining), (quota.limit, quota.limit - 1 - i));
+    }
+    let d = limiter.try_acquire("k");
+    assert!(!d.allowed, "request {} in one window", quota.limit + 1);
+    assert!(d.retry_after > Duration::ZERO);
+}
+
+#[test]
+fn window_weights_the_previous_window() {
+    for _ in 0..50 {
+        let quota = random_window();
+        let (limiter, clock) = window(quota);
+        let w = quota.window.as_nanos() as u64;
+        let mut rng = rand::rng();
+        // Fill window 0 at its start, then jump to e nanoseconds into window 1.
+        for _ in 0..quota.limit {
+            assert!(limiter.try_acquire("k").allowed);
+        }
+        let e = rng.random_range(0..w);
+        clock.advance(Duration::from_nanos(w + e));
+        // estimate = limit * (W - e) / W + current < limit  <=>  current < limit * e / W
+        let expected = (quota.limit as u128 * e as u128).div_ceil(w as u128) as u64;
+        let allowed = (0..quota.limit + 1)
+            .filter(|_| limiter.try_acquire("k").allowed)
+            .count() as u64;
+        assert_eq!(
+            allowed,
+            expected,
+            "previous window full ({} of {}), {e} ns of {w} into the next: the previous \
+             window still weighs {:.3} of its count",
+            quota.limit,
+            quota.limit,
+            1.0 - e as f64 / w as f64
+        );
+    }
+}
+
+#[test]
+fn window_forgets_everything_after_two_windows() {
+    let quota = random_window();
+    let (limiter, clock) = window(quota);
+    for _ in 0..quota.limit + 3 {
+        limiter.try_acquire("k");
+    }
+    clock.advance(quota.window * 2);
+    let allowed = (0..quota.limit * 2)
+        .filter(|_| limiter.try_acquire("k").allowed)
+        .count();
+    assert_eq!(allowed as u64, quota.limit);
+}
+
+#[test]
+fn window_retry_after_is_exact() {
+    let mut rng = rand::rng();
+    for _ in 0..20 {
+        let quota = random_window();
+        let w = quota.window.as_nanos() as u64;
+        let (limiter, clock) = window(quota);
+        for _ in 0..300 {
+            clock.advance(Duration::from_nanos(
+                rng.random_range(0..w / quota.limit.max(1) * 2 + 1),
+            ));
+            let d = limiter.try_acquire("k");
+            if d.allowed {
+                continue;
+            }
+            assert!(
+                d.retry_after > Duration::ZERO && d.retry_after <= quota.window * 2,
+                "retry_after {:?} with a window of {:?}",
+                d.retry_after,
+                quota.window
+            );
+            clock.advance(d.retry_after - NS);
+            assert!(
+                !limiter.try_acquire("k").allowed,
+                "refused until exactly retry_after ({:?})",
+                d.retry_after
+            );
+            clock.advance(NS);
+            assert!(
+                limiter.try_acquire("k").allowed,
+                "allowed at exactly retry_after ({:?})",
+                d.retry_after
+            );
+        }
+    }
+}
+
+// Requirement 4: thread-safe: many threads together never exceed the budget.
+#[test]
+fn bucket_never_exceeds_its_budget_across_threads() {
+    let mut rng = rand::rng();
+    let quota = Quota {
+        capacity: rng.random_range(100..1000),
+        refill_every: Duration::from_millis(10),
+    };
+    let (limiter, clock) = bucket(quota);
+    let limiter = Arc::new(limiter);
+    let allowed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // One thread moves the clock while eight threads take tokens.
+    let ticker = {
+        let (clock, stop) = (clock.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut advanced = Duration::ZERO;
+            while !stop.load(Ordering::SeqCst) {
+                clock.advance(Duration::from_millis(1));
+                advanced += Duration::from_millis(1);
+                thread::yield_now();
+            }
+            advanced
+        })
+    };
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (limiter, allowed) = (limiter.clone(), allowed.clone());
+            thread::spawn(move || {
+                for _ in 0..3000 {
+                    if limiter.try_acquire("shared").allowed {
+                        allowed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let advanced = ticker.join().expect("ticker");
+    let allowed = allowed.load(Ordering::SeqCst);
+    let budget = quota.capacity + (advanced.as_millis() / 10) as u64;
+    assert!(
+        allowed <= budget,
+        "{allowed} requests allowed; the budget was {} + {} refills = {budget}",
+        quota.capacity,
+        advanced.as_millis() / 10
+    );
+    assert!(
+        allowed >= quota.capacity,
+        "at least the burst of {} passes",
+        quota.capacity
+    );
+}
+
+#[test]
+fn limiters_grant_exactly_the_budget_to_racing_threads() {
+    let mut rng = rand::rng();
+    let capacity = rng.random_range(100..1000);
+    let (bucket, _c1) = bucket(Quota {
+        capacity,
+        refill_every: Duration::from_secs(3600),
+    });
+    let (window, _c2) = window(WindowQuota {
+        limit: capacity,
+        window: Duration::from_secs(3600),
+    });
+    let bucket = Arc::new(bucket);
+    let window = Arc::new(window);
+    let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (bucket, window, counts) = (bucket.clone(), window.clone(), counts.clone());
+            thread::spawn(move || {
+                for _ in 0..capacity / 2 {
+                    if bucket.try_acquire("shared").allowed {
+                        counts[0].fetch_add(1, Ordering::SeqCst);
+                    }
+                    if window.try_acquire("shared").allowed {
+                        counts[1].fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(
+        counts[0].load(Ordering::SeqCst),
+        capacity,
+        "token bucket, 8 threads"
+    );
+    assert_eq!(
+        counts[1].load(Ordering::SeqCst),
+        capacity,
+        "sliding window, 8 threads"
+    );
+}
+
+// Requirement 5: the middleware answers 429 with Retry-After, and RateLimit-* headers always.
+fn app<L: lab::Limiter>(limiter: L, hits: Arc<AtomicU64>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(move || async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                "hello"
+            }),
+        )
+        .layer(RateLimitLayer::new(limiter))
+}
+
+async fn get_as(app: &Router, client: Option<&str>) -> axum::http::Response<Body> {
+    let mut request = Request::builder().uri("/");
+    if let Some(id) = client {
+        request = request.header("x-client-id", id);
+    }
+    app.clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .expect("the router never fails")
+}
+
+fn header(response: &axum::http::Response<Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("header {name} missing; got {:?}", response.headers()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn middleware_answers_429_with_retry_after() {
+    let capacity = rand::rng().random_range(1..6);
+    let quota = Quota {
+        capacity,
+        refill_every: Duration::from_millis(2500),
+    };
+    let (limiter, clock) = bucket(quota);
+    let hits = Arc::new(AtomicU64::new(0));
+    let app = app(limiter, hits.clone());
+    for i in 0..capacity {
+        let response = get_as(&app, Some("alice")).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "request {} of {capacity}",
+            i + 1
+        );
+        assert_eq!(header(&response, "ratelimit-limit"), capacity.to_string());
+        assert_eq!(
+            header(&response, "ratelimit-remaining"),
+            (capacity - 1 - i).to_string()
+        );
+        // The bucket is full again (i + 1) x 2.5 s later, rounded up to whole seconds.
+        let reset = (2500 * (i + 1)).div_ceil(1000);
+        assert_eq!(
+            header(&response, "ratelimit-reset"),
+            reset.to_string(),
+            "RateLimit-Reset"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), capacity);
+    let refused = get_as(&app, Some("alice")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "retry-after"), "3", "2.5 s, rounded up");
+    assert_eq!(header(&refused, "ratelimit-remaining"), "0");
+    assert_eq!(header(&refused, "ratelimit-limit"), capacity.to_string());
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        capacity,
+        "a refused request never reaches the handler"
+    );
+    clock.advance(Duration::from_millis(2500));
+    assert_eq!(
+        get_as(&app, Some("alice")).await.status(),
+        StatusCode::OK,
+        "refilled"
+    );
+}
+
+#[tokio::test]
+async fn middleware_limits_each_client_separately() {
+    let (limiter, _clock) = bucket(Quota {
+        capacity: 2,
+        refill_every: Duration::from_secs(60),
+    });
+    let app = app(limiter, Arc::new(AtomicU64::new(0)));
+    for _ in 0..2 {
+        assert_eq!(get_as(&app, Some("alice")).await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        get_as(&app, Some("alice")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let bob = get_as(&app, Some("bob")).await;
+    assert_eq!(bob.status(), StatusCode::OK, "bob is not alice");
+    assert_eq!(header(&bob, "ratelimit-remaining"), "1");
+    assert_eq!(
+        get_as(&app, None).await.status(),
+        StatusCode::OK,
+        "no client id: its own key"
+    );
+}
+
+#[tokio::test]
+async fn middleware_works_with_the_sliding_window() {
+    let limit = rand::rng().random_range(1..10);
+    let (limiter, clock) = window(WindowQuota {
+        limit,
+        window: Duration::from_secs(10),
+    });
+    let hits = Arc::new(AtomicU64::new(0));
+    let app = app(limiter, hits.clone());
+    for _ in 0..limit {
+        assert_eq!(get_as(&app, Some("carol")).await.status(), StatusCode::OK);
+    }
+    let refused = get_as(&app, Some("carol")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = header(&refused, "retry-after")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(
+        (1..=20).contains(&retry),
+        "Retry-After {retry} with a 10 s window"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), limit);
+    clock.advance(Duration::from_secs(retry));
+    assert_eq!(
+        get_as(&app, Some("carol")).await.status(),
+        StatusCode::OK,
+        "allowed again after Retry-After seconds"
+    );
+}
