@@ -1,0 +1,224 @@
+//! SQLx CRUD: a repository of task lists on PostgreSQL.
+//!
+//! Build `TaskRepo`, the one place where the application's SQL lives. The schema is given in
+//! `migrations/0001_lists_and_tasks.sql` (read it first). Read README.md for the requirements;
+//! `cargo lab test 4.1` grades this file against a real PostgreSQL.
+//!
+//! Rules of the game:
+//! - Runtime-checked queries: `sqlx::query_as::<_, Task>("SELECT ...")` with `.bind(..)`, the
+//!   structs below derive `FromRow`. No `query!` macros (they need a database at build time).
+//! - No `unwrap`: a unique violation becomes `RepoError::Duplicate`, a missing row
+//!   `RepoError::NotFound`, and so on (see `RepoError`).
+//!
+//! Remove the `allow` below once every argument is used.
+#![allow(unused_variables)]
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, FromRow};
+
+/// Largest page `list_tasks` returns: a client cannot ask for a million rows at once.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+/// A named list holding at most `capacity` tasks.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct List {
+    pub id: i64,
+    pub name: String,
+    pub capacity: i32,
+}
+
+/// One row of `tasks`. `FromRow` matches columns to fields by name, so every query must select
+/// exactly these columns (`RETURNING id, list_id, title, done, created_at` after a write).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Task {
+    pub id: i64,
+    pub list_id: i64,
+    pub title: String,
+    pub done: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The fields `update_task` changes; `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskUpdate {
+    pub title: Option<String>,
+    pub done: Option<bool>,
+}
+
+/// One page of a keyset-paginated listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub tasks: Vec<Task>,
+    /// Pass it as `after` to get the next page; `None` on the last page.
+    pub next: Option<i64>,
+}
+
+/// Everything the repository can answer instead of a value.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: i64 },
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("list {list_id} is full (capacity {capacity})")]
+    ListFull { list_id: i64, capacity: i32 },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The repository: every query of the application, behind methods that speak the domain.
+/// Cloning is cheap (a `PgPool` is an `Arc` inside).
+#[derive(Clone)]
+pub struct TaskRepo {
+    pool: PgPool,
+}
+
+impl TaskRepo {
+    pub fn new(pool: PgPool) -> Self {
+        TaskRepo { pool }
+    }
+
+    /// Applies the pending migrations of `migrations/` (`sqlx::migrate!("./migrations")`
+    /// embeds them at compile time). Calling it again must be harmless.
+    pub async fn migrate(&self) -> Result<(), RepoError> {
+        todo!("run the embedded migrations on self.pool")
+    }
+
+    /// Inserts a list. A name already taken is `Duplicate`; a capacity below 1 (the CHECK
+    /// constraint of the schema) is `Invalid`.
+    pub async fn create_list(&self, name: &str, capacity: i32) -> Result<List, RepoError> {
+        todo!("INSERT INTO lists ... RETURNING id, name, capacity")
+    }
+
+    /// Adds a task to a list, in ONE transaction that first checks the list has room:
+    /// a missing list is `NotFound`, a full one `ListFull`, a title already in the list
+    /// `Duplicate`, an empty title `Invalid`. Two concurrent calls must never put more than
+    /// `capacity` tasks in a list (the grader races 16 of them).
+    pub async fn create_task(&self, list_id: i64, title: &str) -> Result<Task, RepoError> {
+        todo!("BEGIN; check the list has room (and lock it); INSERT; COMMIT")
+    }
+
+    /// The task with this id, or `NotFound`.
+    pub async fn get_task(&self, id: i64) -> Result<Task, RepoError> {
+        todo!("SELECT ... WHERE id = $1")
+    }
+
+    /// The tasks of a list in id order, at most `limit` (1 to `MAX_PAGE_SIZE`, else `Invalid`),
+    /// starting after the task whose id is `after`. Keyset pagination: no OFFSET. `next` is the
+    /// id of the page's last task when more tasks follow, `None` on the last page (so a list of
+    /// 10 tasks read 5 at a time makes exactly 2 pages).
+    pub async fn list_tasks(
+        &self,
+        list_id: i64,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Page, RepoError> {
+        todo!("SELECT ... WHERE list_id = $1 AND id > $2 ORDER BY id LIMIT ...")
+    }
+
+    /// Changes the fields the update sets and returns the new row: `NotFound` for a missing
+    /// task, `Duplicate` when the new title is taken in the task's list.
+    pub async fn update_task(&self, id: i64, update: TaskUpdate) -> Result<Task, RepoError> {
+        todo!("UPDATE tasks SET ... WHERE id = $1 RETURNING ...")
+    }
+
+    /// Deletes a task; `NotFound` when there was none.
+    pub async fn delete_task(&self, id: i64) -> Result<(), RepoError> {
+        todo!("DELETE ... and look at rows_affected()")
+    }
+
+    /// Moves a task to another list, all or nothing, in one transaction: a missing task or list
+    /// is `NotFound`, a full target `ListFull` (and the task stays where it was). Concurrent
+    /// moves must never put more than `capacity` tasks in the target.
+    pub async fn move_task(&self, task_id: i64, to_list: i64) -> Result<Task, RepoError> {
+        todo!("BEGIN; check the target has room (and lock it); UPDATE tasks; COMMIT")
+    }
+}
+
+/// The demo keeps its tables in a database of its own, so its migrations never meet those of
+/// another lab in the shared `course` database.
+const DEMO_DATABASE: &str = "ch4_sqlx_crud_demo";
+
+async fn demo_pool() -> Result<PgPool, RepoError> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/course".to_string());
+    let admin: PgConnectOptions = url.parse()?;
+    let mut conn = PgConnection::connect_with(&admin).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DEMO_DATABASE)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        // Identifiers cannot be bind parameters: this one is a constant, not user input.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {DEMO_DATABASE}"
+        )))
+        .execute(&mut conn)
+        .await?;
+    }
+    conn.close().await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(admin.database(DEMO_DATABASE))
+        .await?;
+    Ok(pool)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), RepoError> {
+    let repo = TaskRepo::new(demo_pool().await?);
+    repo.migrate().await?;
+    // Start from a clean slate at every run (the foreign key cascades to the tasks).
+    sqlx::query("DELETE FROM lists").execute(&repo.pool).await?;
+
+    let inbox = repo.create_list("inbox", 3).await?;
+    let done = repo.create_list("done", 10).await?;
+    for title in [
+        "write the migration",
+        "write the repository",
+        "write the tests",
+    ] {
+        let task = repo.create_task(inbox.id, title).await?;
+        println!("created  {} {:?}", task.id, task.title);
+    }
+    match repo.create_task(inbox.id, "one too many").await {
+        Err(e @ RepoError::ListFull { .. }) => println!("refused  {e}"),
+        other => println!("unexpected: {other:?}"),
+    }
+    let page = repo.list_tasks(inbox.id, None, 2).await?;
+    println!("page 1   {:?} next={:?}", titles(&page), page.next);
+    let page = repo.list_tasks(inbox.id, page.next, 2).await?;
+    println!("page 2   {:?} next={:?}", titles(&page), page.next);
+
+    let first = repo.list_tasks(inbox.id, None, 1).await?.tasks.remove(0);
+    let update = TaskUpdate {
+        title: None,
+        done: Some(true),
+    };
+    let moved = repo.update_task(first.id, update).await?;
+    let moved = repo.move_task(moved.id, done.id).await?;
+    println!(
+        "moved    {} {:?} to list {}",
+        moved.id, moved.title, moved.list_id
+    );
+    match repo.create_list("inbox", 1).await {
+        Err(e @ RepoError::Duplicate(_)) => println!("refused  {e}"),
+        other => println!("unexpected: {other:?}"),
+    }
+    repo.delete_task(moved.id).await?;
+    match repo.get_task(moved.id).await {
+        Err(e @ RepoError::NotFound { .. }) => println!("deleted  {e}"),
+        other => println!("unexpected: {other:?}"),
+    }
+    Ok(())
+}
+
+fn titles(page: &Page) -> Vec<&str> {
+    page.tasks.iter().map(|task| task.title.as_str()).collect()
+}

@@ -1,0 +1,161 @@
+//! Grader for Connection Pool: the pool with real PostgreSQL connections. The server is the
+//! witness: `pg_backend_pid()` names the server process behind a connection, and
+//! `pg_stat_activity` lists the connections of each application.
+
+labkit::lab_mod!(lab);
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{eventually, within};
+use lab::{PgManager, Pool, PoolConfig};
+use rand::RngExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Executor};
+
+/// Connection options with an application name of our own, to find our connections in
+/// `pg_stat_activity` while other tests run.
+fn options() -> (PgConnectOptions, String) {
+    let url = labkit::services::require_postgres();
+    let name = format!("ch4_pool_test_{:08x}", rand::rng().random::<u32>());
+    let options: PgConnectOptions = url.parse().expect("DATABASE_URL");
+    (options.application_name(&name), name)
+}
+
+async fn admin() -> PgConnection {
+    let url = labkit::services::require_postgres();
+    PgConnection::connect(&url).await.expect("admin connection")
+}
+
+async fn backends_named(admin: &mut PgConnection, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .expect("pg_stat_activity")
+}
+
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .expect("query")
+}
+
+fn config(max_size: usize) -> PoolConfig {
+    PoolConfig {
+        max_size,
+        wait_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(600),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_connections_are_reused() {
+    within(async {
+        let (options, _) = options();
+        let pool = Pool::new(PgManager::new(options), config(3)).expect("Pool::new");
+        let mut pids = HashSet::new();
+        for _ in 0..10 {
+            let mut conn = pool.get().await.expect("get");
+            pids.insert(backend_pid(&mut conn).await);
+        }
+        assert_eq!(
+            pids.len(),
+            1,
+            "sequential queries share one server process: {pids:?}"
+        );
+
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let mut pids = Vec::new();
+                    for _ in 0..4 {
+                        let mut conn = pool.get().await.expect("get");
+                        pids.push(backend_pid(&mut conn).await);
+                    }
+                    pids
+                })
+            })
+            .collect();
+        for task in tasks {
+            pids.extend(task.await.expect("task panicked"));
+        }
+        assert!(
+            pids.len() <= 3,
+            "48 queries on at most 3 server processes: {pids:?}"
+        );
+        pool.close().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn pg_stat_activity_sees_exactly_the_open_connections() {
+    within(async {
+        let (options, name) = options();
+        let mut admin = admin().await;
+        let config = PoolConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..config(8)
+        };
+        let pool = Pool::new(PgManager::new(options), config).expect("Pool::new");
+        let n = rand::rng().random_range(2..5);
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let mut conn = pool.get().await.expect("get");
+            conn.execute("SELECT 1").await.expect("query");
+            held.push(conn);
+        }
+        assert_eq!(
+            backends_named(&mut admin, &name).await,
+            n as i64,
+            "{n} server processes"
+        );
+        drop(held);
+        // The idle timeout closes them, and the server sees them go.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while backends_named(&mut admin, &name).await != 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "idle connections never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(pool.state().open, 0);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn replaces_a_connection_the_server_killed() {
+    within(async {
+        let (options, _) = options();
+        let mut admin = admin().await;
+        let pool = Pool::new(PgManager::new(options), config(2)).expect("Pool::new");
+        let first = {
+            let mut conn = pool.get().await.expect("get");
+            backend_pid(&mut conn).await
+        };
+        // The server ends that process (as a restart or an idle-session timeout would) while
+        // the connection sits idle in the pool.
+        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+            .bind(first)
+            .fetch_one(&mut admin)
+            .await
+            .expect("pg_terminate_backend");
+        assert!(killed, "backend {first} did not terminate");
+
+        let mut conn = pool.get().await.expect("get after the kill");
+        let second = backend_pid(&mut conn).await;
+        assert_ne!(first, second, "the dead connection must not be lent out");
+        drop(conn);
+        eventually("the dead connection is gone from the count", || {
+            pool.state().open == 1
+        })
+        .await;
+    })
+    .await
+}
