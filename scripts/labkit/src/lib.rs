@@ -13,6 +13,8 @@
 //! a learner should never wait on a timeout to learn that Redis is not running.
 
 pub mod echo;
+#[cfg(feature = "http")]
+pub mod http_suite;
 pub mod load_client;
 pub mod net;
 pub mod process;

@@ -1,0 +1,110 @@
+//! UDP echo, server and client:
+//!
+//! ```text
+//! udp_echo server [--addr HOST:PORT] [--drop-every K]
+//! udp_echo client --addr HOST:PORT [--timeout-ms MS] [--attempts N] MESSAGE...
+//! ```
+//!
+//! Read README.md for the requirements; `cargo lab test 3.2` grades this file. The grader
+//! runs the binary for the server and the `client` command, and calls `EchoClient` directly:
+//! keep the names and signatures below. Remove the `allow` below once everything is used.
+//!
+//! Wire format of a request and of its reply (the server echoes bytes, it knows nothing of it):
+//! an 8-byte big-endian sequence number, then the payload.
+#![allow(unused_variables, dead_code)]
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Address used when `--addr` is not given to the server.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7979";
+/// Largest UDP payload over IPv4: 65,535 (IP total length) - 20 (IP header) - 8 (UDP header).
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Bytes of the sequence number in front of every request.
+pub const HEADER_LEN: usize = 8;
+/// Largest payload a request may carry.
+pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - HEADER_LEN;
+
+/// Everything that can go wrong, in the server or in the client.
+#[derive(Debug)]
+pub enum EchoError {
+    /// The command line is wrong: exit code 2, with the usage.
+    Usage(String),
+    /// The socket could not be bound.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// A socket call failed.
+    Io(io::Error),
+    /// The payload does not fit in one datagram with its header.
+    TooLarge { len: usize },
+    /// Every attempt timed out.
+    NoReply { server: SocketAddr, attempts: u32 },
+}
+
+impl fmt::Display for EchoError {
+    /// One clear line; `NoReply` names the server and the number of attempts.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        todo!("a message for each variant")
+    }
+}
+
+/// Echoes every datagram back to its sender; with `drop_every = Some(k)`, drops the k-th,
+/// 2k-th... datagram received instead. Mind the buffer size: a datagram may be 65,507 bytes.
+pub fn run_server(socket: &UdpSocket, drop_every: Option<u64>) -> io::Result<()> {
+    todo!("recv_from, count, maybe drop, send_to")
+}
+
+/// How long to wait and how often to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Wait for the first attempt; each retry waits twice as long as the one before.
+    pub first_timeout: Duration,
+    /// Attempts in all (the first send included) before giving up.
+    pub max_attempts: u32,
+}
+
+/// A matched reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The sequence number the request carried.
+    pub seq: u64,
+    /// The echoed payload (without the 8-byte header).
+    pub payload: Vec<u8>,
+    /// Attempts it took (1 when the first one was answered).
+    pub attempts: u32,
+}
+
+/// A client that sends one request at a time and waits for its echo.
+pub struct EchoClient {
+    socket: UdpSocket,
+    server: SocketAddr,
+    policy: RetryPolicy,
+    next_seq: u64,
+}
+
+impl EchoClient {
+    /// Binds an ephemeral port and connects the socket to `server`, so that only the server's
+    /// datagrams are received.
+    pub fn connect(server: SocketAddr, policy: RetryPolicy) -> Result<EchoClient, EchoError> {
+        todo!("UdpSocket::bind then connect")
+    }
+
+    /// The client's own address (where replies must be sent).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        todo!("the socket's local address")
+    }
+
+    /// Sends `payload` with the next sequence number and waits for its echo: on a timeout,
+    /// sends the same datagram again and waits twice as long, up to `max_attempts` sends.
+    /// Replies that are not the echo of this request are dropped. `TooLarge` when `payload`
+    /// exceeds [`MAX_PAYLOAD`] (nothing is sent), `NoReply` after the last attempt.
+    pub fn request(&mut self, payload: &[u8]) -> Result<Reply, EchoError> {
+        todo!("header + payload, send, recv with a deadline, match, back off, retry")
+    }
+}
+
+fn main() -> ExitCode {
+    todo!("parse `server ...` or `client ...`, run it, print errors on stderr (exit 1, usage: 2)")
+}

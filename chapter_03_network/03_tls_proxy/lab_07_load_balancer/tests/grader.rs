@@ -1,0 +1,506 @@
+//! Grader for the load balancer, in the style of a real deployment: in-test upstreams
+//! (labkit::upstream) count the requests they serve and answer health checks; one of them is
+//! killed and brought back on the same port while traffic flows. Every wait polls with a
+//! deadline; no test sleeps for a fixed time to let something happen.
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use labkit::upstream::{self, Exchange, Response, Upstream};
+use labkit::{Server, lab_bin, run};
+use rand::RngExt;
+
+/// Upstreams that answer traffic with 200 and their health path with a status the test sets.
+struct Fleet {
+    upstreams: Vec<Upstream>,
+    health_status: Vec<Arc<AtomicU16>>,
+    health_path: String,
+}
+
+impl Fleet {
+    fn new(n: usize) -> Fleet {
+        let health_path = format!("/health-{:08x}", rand::rng().random_range(0..u32::MAX));
+        let mut fleet = Fleet {
+            upstreams: Vec::new(),
+            health_status: Vec::new(),
+            health_path,
+        };
+        for i in 0..n {
+            let status = Arc::new(AtomicU16::new(200));
+            let (path, status2) = (fleet.health_path.clone(), status.clone());
+            fleet
+                .upstreams
+                .push(Upstream::start(move |ex: &mut Exchange<'_>| {
+                    if ex.request.path() == path {
+                        let code = status2.load(Ordering::SeqCst);
+                        return ex.respond(code, &[], b"health");
+                    }
+                    ex.respond(200, &[], format!("upstream {i}").as_bytes())
+                }));
+            fleet.health_status.push(status);
+        }
+        fleet
+    }
+
+    fn addrs(&self) -> Vec<String> {
+        self.upstreams
+            .iter()
+            .map(|u| u.addr().to_string())
+            .collect()
+    }
+
+    /// Requests served by upstream `i`, health checks excluded.
+    fn traffic(&self, i: usize) -> usize {
+        let path = self.health_path.as_str();
+        self.upstreams[i].count(|r| r.path() != path)
+    }
+
+    fn traffic_all(&self) -> Vec<usize> {
+        (0..self.upstreams.len()).map(|i| self.traffic(i)).collect()
+    }
+
+    fn health_checks(&self, i: usize) -> usize {
+        let path = self.health_path.as_str();
+        self.upstreams[i].count(|r| r.path() == path)
+    }
+}
+
+/// Starts the balancer in front of `addrs`, with the fleet's health path.
+fn balancer(addrs: &[String], health_path: &str, extra: &[&str]) -> Server {
+    let mut args: Vec<&str> = Vec::new();
+    for addr in addrs {
+        args.extend(["--upstream", addr.as_str()]);
+    }
+    args.extend(["--health-path", health_path]);
+    args.extend_from_slice(extra);
+    Server::start(lab_bin!(), &args)
+}
+
+fn get(lb: &Server, path: &str) -> Response {
+    upstream::get(lb.addr(), path)
+        .unwrap_or_else(|e| panic!("GET {path} through the balancer: {e}"))
+}
+
+/// Sends `n` sequential requests; every one must get a 200.
+fn send_ok(lb: &Server, n: usize) {
+    for i in 0..n {
+        let response = get(lb, &format!("/work/{i}"));
+        assert_eq!(response.status, 200, "request {i}: {}", response.body_str());
+    }
+}
+
+/// Each count must be within 20% of `total / counts.len()`.
+fn assert_even(counts: &[usize], total: usize, when: &str) {
+    let fair = total as f64 / counts.len() as f64;
+    for (i, &count) in counts.iter().enumerate() {
+        assert!(
+            (count as f64 - fair).abs() <= fair * 0.2,
+            "{when}: upstream {i} got {count} of {total} requests, expected {fair:.0} ± 20%: {counts:?}"
+        );
+    }
+}
+
+fn delta(after: &[usize], before: &[usize]) -> Vec<usize> {
+    after.iter().zip(before).map(|(a, b)| a - b).collect()
+}
+
+/// Polls `done` every few milliseconds until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+// Requirements 1, 3 and 4, the way production sees them: even spread, an upstream dies, the
+// traffic goes on without errors, the upstream comes back on the same port and gets its
+// share again.
+fn survives_losing_and_regaining_an_upstream(strategy: &str) {
+    let mut fleet = Fleet::new(3);
+    let lb = balancer(
+        &fleet.addrs(),
+        &fleet.health_path,
+        &["--strategy", strategy, "--health-interval", "200ms"],
+    );
+
+    send_ok(&lb, 150);
+    assert_even(&fleet.traffic_all(), 150, "three healthy upstreams");
+
+    let victim = rand::rng().random_range(0..3);
+    fleet.upstreams[victim].stop();
+    let before = fleet.traffic_all();
+    send_ok(&lb, 60); // every request succeeds: the dead upstream is skipped or retried
+    let served = delta(&fleet.traffic_all(), &before);
+    assert_eq!(served[victim], 0);
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != victim).map(|i| served[i]).collect();
+    assert_even(&survivors, 60, "one upstream down");
+
+    fleet.upstreams[victim].restart();
+    let before_recovery = fleet.traffic(victim);
+    let mut sent = 0;
+    let recovered = wait_until(Duration::from_secs(10), || {
+        sent += 1;
+        assert_eq!(get(&lb, "/probe").status, 200);
+        fleet.traffic(victim) > before_recovery
+    });
+    assert!(
+        recovered,
+        "upstream {victim} is back on its port, yet it got none of {sent} requests in 10 s \
+         (the active health check must re-add it)"
+    );
+
+    let before = fleet.traffic_all();
+    send_ok(&lb, 90);
+    assert_even(
+        &delta(&fleet.traffic_all(), &before),
+        90,
+        "after the recovery",
+    );
+}
+
+#[test]
+fn round_robin_survives_losing_and_regaining_an_upstream() {
+    survives_losing_and_regaining_an_upstream("round-robin");
+}
+
+#[test]
+fn least_connections_survives_losing_and_regaining_an_upstream() {
+    survives_losing_and_regaining_an_upstream("least-connections");
+}
+
+// Requirement 1: round-robin is the default strategy.
+#[test]
+fn round_robin_is_the_default_and_spreads_evenly() {
+    let fleet = Fleet::new(3);
+    let lb = balancer(&fleet.addrs(), &fleet.health_path, &[]);
+    send_ok(&lb, 90);
+    assert_even(&fleet.traffic_all(), 90, "round-robin by default");
+}
+
+// Requirement 2: least-connections sends a request to the upstream with the fewest in flight.
+
+/// A handler gate: traffic requests wait for a permit, health checks pass at once.
+#[derive(Default)]
+struct Gate {
+    permits: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Gate {
+    fn release(&self, n: usize) {
+        *self.permits.lock().unwrap() += n;
+        self.freed.notify_all();
+    }
+
+    fn pass(&self) -> bool {
+        let permits = self.permits.lock().unwrap();
+        let (mut permits, timeout) = self
+            .freed
+            .wait_timeout_while(permits, Duration::from_secs(20), |p| *p == 0)
+            .unwrap();
+        if timeout.timed_out() {
+            return false;
+        }
+        *permits -= 1;
+        true
+    }
+}
+
+#[test]
+fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
+    let health_path = "/health";
+    let gates: Vec<Arc<Gate>> = (0..3).map(|_| Arc::default()).collect();
+    let upstreams: Vec<Upstream> = gates
+        .iter()
+        .map(|gate| {
+            let gate = gate.clone();
+            Upstream::start(move |ex: &mut Exchange<'_>| {
+                if ex.request.path() != health_path && !gate.pass() {
+                    return Ok(()); // the test is over
+                }
+                ex.respond(200, &[], b"done")
+            })
+        })
+        .collect();
+    let addrs: Vec<String> = upstreams.iter().map(|u| u.addr().to_string()).collect();
+    let lb = balancer(
+        &addrs,
+        health_path,
+        &[
+            "--strategy",
+            "least-connections",
+            "--health-interval",
+            "60s",
+        ],
+    );
+    let lb_addr = lb.addr();
+    let arrived = |i: usize| upstreams[i].count(|r| r.path() != health_path);
+    let total = || (0..3).map(arrived).sum::<usize>();
+
+    // One client thread per request; it returns the status it got.
+    let spawn_request = |n: usize| {
+        thread::spawn(move || -> u16 {
+            upstream::get(lb_addr, &format!("/slow/{n}")).map_or(0, |r| r.status)
+        })
+    };
+    let mut clients: Vec<Vec<thread::JoinHandle<u16>>> = vec![Vec::new(), Vec::new(), Vec::new()];
+
+    // Three requests, held by the upstreams: least-connections gives one to each.
+    for n in 0..3 {
+        let handle = spawn_request(n);
+        assert!(
+            wait_until(Duration::from_secs(10), || total() == n + 1),
+            "request {n} must reach an upstream"
+        );
+        let at = (0..3).find(|&i| arrived(i) > clients[i].len()).unwrap();
+        clients[at].push(handle);
+    }
+    assert_eq!(
+        (0..3).map(arrived).collect::<Vec<_>>(),
+        [1, 1, 1],
+        "one held request each"
+    );
+
+    // Free a random upstream: it now has 0 in flight, the others 1 each. The next request
+    // must go there. Round-robin or random choices pass 8 rounds by luck once in 6,561.
+    for round in 0..8 {
+        let free = rand::rng().random_range(0..3);
+        gates[free].release(1);
+        let status = clients[free].pop().unwrap().join().unwrap();
+        assert_eq!(status, 200, "round {round}: the freed request completes");
+
+        let before: Vec<usize> = (0..3).map(arrived).collect();
+        let handle = spawn_request(10 + round);
+        assert!(
+            wait_until(Duration::from_secs(10), || total()
+                == before.iter().sum::<usize>() + 1),
+            "round {round}: the request must reach an upstream"
+        );
+        let at = (0..3).find(|&i| arrived(i) > before[i]).unwrap();
+        assert_eq!(
+            at, free,
+            "round {round}: upstream {free} had 0 requests in flight and the others 1, \
+             but the request went to upstream {at}"
+        );
+        clients[at].push(handle);
+    }
+
+    for gate in &gates {
+        gate.release(100);
+    }
+    for handle in clients.into_iter().flatten() {
+        assert_eq!(handle.join().unwrap(), 200);
+    }
+}
+
+// Requirement 3: passive health: a refused connection marks the upstream down and the
+// request is retried on another one.
+#[test]
+fn refused_connection_is_retried_elsewhere_and_marks_the_upstream_down() {
+    let mut fleet = Fleet::new(3);
+    // Active checks far apart: within this test only passive health can act.
+    let lb = balancer(
+        &fleet.addrs(),
+        &fleet.health_path,
+        &["--health-interval", "60s"],
+    );
+    let dead = rand::rng().random_range(0..3);
+    fleet.upstreams[dead].stop();
+    send_ok(&lb, 30);
+    let served = fleet.traffic_all();
+    assert_eq!(
+        served.iter().sum::<usize>(),
+        30,
+        "every request is served once: {served:?}"
+    );
+
+    // Back on its port, but marked down, and no health check has run: it gets nothing yet.
+    fleet.upstreams[dead].restart();
+    let before = fleet.traffic_all();
+    send_ok(&lb, 30);
+    let served = delta(&fleet.traffic_all(), &before);
+    assert_eq!(
+        served[dead], 0,
+        "a refused upstream stays marked down until a health check passes: {served:?}"
+    );
+}
+
+// Requirement 4: active health checks on --health-path every --health-interval.
+#[test]
+fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
+    let fleet = Fleet::new(3);
+    let lb = balancer(
+        &fleet.addrs(),
+        &fleet.health_path,
+        &["--health-interval", "100ms"],
+    );
+    send_ok(&lb, 30);
+    let sick = rand::rng().random_range(0..3);
+    assert!(fleet.traffic(sick) > 0, "every upstream serves at first");
+    assert!(
+        wait_until(Duration::from_secs(10), || fleet.health_checks(sick) >= 3),
+        "health checks must ask for {} every 100ms (got {} in 10 s)",
+        fleet.health_path,
+        fleet.health_checks(sick)
+    );
+
+    // The upstream still accepts connections but says it is unhealthy.
+    fleet.health_status[sick].store(503, Ordering::SeqCst);
+    let taken_out = wait_until(Duration::from_secs(10), || {
+        let before = fleet.traffic(sick);
+        send_ok(&lb, 6);
+        fleet.traffic(sick) == before
+    });
+    assert!(
+        taken_out,
+        "an upstream whose health check answers 503 must get no traffic"
+    );
+    let before = fleet.traffic(sick);
+    send_ok(&lb, 30);
+    assert_eq!(
+        fleet.traffic(sick),
+        before,
+        "the unhealthy upstream stays out"
+    );
+
+    fleet.health_status[sick].store(200, Ordering::SeqCst);
+    let back = wait_until(Duration::from_secs(10), || {
+        send_ok(&lb, 3);
+        fleet.traffic(sick) > before
+    });
+    assert!(
+        back,
+        "once its health check passes again, the upstream must get traffic"
+    );
+}
+
+// Requirement 5: no upstream reachable gives 502.
+#[test]
+fn all_upstreams_down_gives_502() {
+    let mut fleet = Fleet::new(2);
+    let lb = balancer(
+        &fleet.addrs(),
+        &fleet.health_path,
+        &["--health-interval", "100ms"],
+    );
+    send_ok(&lb, 4);
+    for upstream in &mut fleet.upstreams {
+        upstream.stop();
+    }
+    for _ in 0..5 {
+        let response = get(&lb, "/");
+        assert_eq!(response.status, 502, "body: {}", response.body_str());
+    }
+    fleet.upstreams[0].restart();
+    let back = wait_until(Duration::from_secs(10), || get(&lb, "/").status == 200);
+    assert!(back, "the balancer serves again once an upstream is back");
+}
+
+// Requirement 6: per-client-IP rate limit.
+
+/// `GET /` from the local address `from` (any 127.x.y.z works on Linux loopback).
+fn get_from(from: &str, to: SocketAddr) -> Response {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket
+        .connect_timeout(&to.into(), labkit::net::NET_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect from {from}: {e}"));
+    let mut stream: std::net::TcpStream = socket.into();
+    labkit::net::set_timeouts(&stream, labkit::net::NET_TIMEOUT);
+    stream
+        .write_all(b"GET /limited HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    upstream::read_response(&mut BufReader::new(stream)).expect("a response")
+}
+
+#[test]
+fn rate_limit_per_client_ip_gives_429() {
+    let fleet = Fleet::new(2);
+    let limit = rand::rng().random_range(3..=8);
+    let lb = balancer(
+        &fleet.addrs(),
+        &fleet.health_path,
+        &["--max-requests-per-minute", &limit.to_string()],
+    );
+    for i in 0..limit {
+        let response = get_from("127.0.0.1", lb.addr());
+        assert_eq!(response.status, 200, "request {i} of {limit} is allowed");
+    }
+    for _ in 0..2 {
+        let response = get_from("127.0.0.1", lb.addr());
+        assert_eq!(
+            response.status,
+            429,
+            "request {} is over the limit of {limit}",
+            limit + 1
+        );
+        assert!(
+            response.header("retry-after").is_some(),
+            "a 429 says when to come back (Retry-After)"
+        );
+    }
+    assert_eq!(
+        fleet.traffic_all().iter().sum::<usize>(),
+        limit,
+        "refused requests never reach an upstream"
+    );
+    // Another client IP has its own budget.
+    let response = get_from("127.0.0.2", lb.addr());
+    assert_eq!(
+        response.status, 200,
+        "another client IP is not limited by the first one"
+    );
+}
+
+// Requirement 7: a bad command line is a usage error.
+#[test]
+fn rejects_a_bad_command_line() {
+    let up = labkit::net::closed_port().to_string();
+    let cases: [&[&str]; 4] = [
+        &["--addr", "127.0.0.1:0"],
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--upstream",
+            &up,
+            "--strategy",
+            "random",
+        ],
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--upstream",
+            &up,
+            "--health-interval",
+            "often",
+        ],
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--upstream",
+            &up,
+            "--max-requests-per-minute",
+            "0",
+        ],
+    ];
+    for args in cases {
+        let out = run(lab_bin!(), args);
+        assert_eq!(
+            out.code(),
+            Some(2),
+            "{args:?}: exit code 2; stderr: {}",
+            out.stderr_str()
+        );
+        assert!(!out.stderr_str().contains("panicked"), "{args:?}: no panic");
+    }
+}

@@ -1,0 +1,195 @@
+//! A small HTTP client for the notes API, and the checks every test repeats.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::RngExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Every request of a grader gives up after this long: a server that hangs fails the test.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One HTTP response, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "expected a JSON body, got {:?} ({e}); status {}",
+                self.text, self.status
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+
+    /// Asserts an RFC 9457 problem document with this status and stable `code`.
+    pub fn assert_problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected status {status} ({code}), got {} with body {:?}",
+            self.status,
+            self.text
+        );
+        let content_type = self.header(CONTENT_TYPE.as_str()).unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/problem+json"),
+            "a {status} must be `application/problem+json`, got {content_type:?} (body {:?})",
+            self.text
+        );
+        let problem = self.json();
+        assert_eq!(
+            problem["status"],
+            json!(status),
+            "`status` member: {problem}"
+        );
+        assert_eq!(problem["code"], json!(code), "`code` member: {problem}");
+        for member in ["type", "title", "detail"] {
+            assert!(
+                problem[member].as_str().is_some_and(|s| !s.is_empty()),
+                "the problem must have a non-empty string `{member}`: {problem}"
+            );
+        }
+        problem
+    }
+}
+
+/// A client bound to one server.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Api {
+        // reqwest is built with rustls but without a default crypto provider, and refuses to
+        // build a client (even a plain-HTTP one) until a process-wide provider is installed.
+        // A second install in the same process fails harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("an HTTP client");
+        Api {
+            base: format!("http://{addr}"),
+            client,
+        }
+    }
+
+    /// Sends `method path` with an optional raw body and content type.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            request = request.header(CONTENT_TYPE, ct);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"));
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn json(&self, method: Method, path: &str, body: &Value) -> Reply {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.send(method, path, Some("application/json"), Some(bytes))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, None).await
+    }
+
+    /// Creates a note and asserts the 201; returns the note.
+    pub async fn create(&self, title: &str, body: &str) -> Value {
+        let reply = self
+            .json(
+                Method::POST,
+                "/notes",
+                &json!({"title": title, "body": body}),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "POST /notes must answer 201, got body {:?}",
+            reply.text
+        );
+        reply.json()
+    }
+
+    pub async fn update(&self, id: i64, title: &str, body: &str, version: i64) -> Reply {
+        self.json(
+            Method::PUT,
+            &format!("/notes/{id}"),
+            &json!({"title": title, "body": body, "version": version}),
+        )
+        .await
+    }
+}
+
+/// A title nobody else uses in this test.
+pub fn random_title() -> String {
+    let mut rng = rand::rng();
+    format!("note {:08x}", rng.random_range(0..u32::MAX))
+}
+
+/// A body of a few random words.
+pub fn random_body() -> String {
+    const WORDS: [&str; 6] = ["alpha", "beta", "gamma", "delta", "épsilon", "ζeta"];
+    let mut rng = rand::rng();
+    (0..rng.random_range(1..12))
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Checks the JSON form of a note.
+pub fn assert_note(note: &Value, title: &str, body: &str, version: i64) -> i64 {
+    assert_eq!(note["title"], json!(title), "title of {note}");
+    assert_eq!(note["body"], json!(body), "body of {note}");
+    assert_eq!(note["version"], json!(version), "version of {note}");
+    note["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("`id` must be an integer: {note}"))
+}
