@@ -7,7 +7,12 @@
 //! - [`process`]: run a binary with a timeout, spawn a server and wait for `listening on <addr>`;
 //! - [`net`]: timeouts for every network wait, connecting with them set;
 //! - [`services`]: `DATABASE_URL` / `REDIS_URL`, failing fast with the fix when a service is down;
-//! - [`sys`]: facts from the kernel (`/proc`), tools on `PATH`, capabilities.
+//! - [`sys`]: facts from the kernel (`/proc`), tools on `PATH`, capabilities;
+//! - [`strace`]: run a program under strace and read its system calls;
+//! - [`echo`]: the grader shared by every echo server (chapters 2 and 7), and [`load_client`],
+//!   the many-connection client those labs run in a process of their own;
+//! - [`upstream`]: recording HTTP upstreams and a raw client for proxies and load balancers;
+//! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers.
 //!
 //! Graders panic with one line that names the fix when something outside the lab is missing:
 //! a learner should never wait on a timeout to learn that Redis is not running.
