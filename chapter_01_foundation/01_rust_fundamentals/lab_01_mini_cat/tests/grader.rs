@@ -20,7 +20,9 @@ fn test_txt() -> String {
 
 /// A file of random lines made of a few words, so patterns match some lines and not others.
 fn random_text(lines: usize) -> String {
-    const WORDS: [&str; 8] = ["alpha", "beta", "gamma", "delta", "fish", "red", "blue", "x"];
+    const WORDS: [&str; 8] = [
+        "alpha", "beta", "gamma", "delta", "fish", "red", "blue", "x",
+    ];
     let mut rng = rand::rng();
     let mut text = String::new();
     for _ in 0..lines {
@@ -45,7 +47,11 @@ fn assert_input_error(out: &labkit::Output, path: &str) {
     let stderr = out.stderr_str();
     assert_eq!(out.code(), Some(1), "exit code must be 1; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line on stderr: {stderr:?}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line on stderr: {stderr:?}"
+    );
     assert!(stderr.contains(path), "stderr must name {path}: {stderr:?}");
     assert!(out.stdout.is_empty(), "nothing on stdout");
 }
