@@ -64,6 +64,19 @@ pg_bindir() {
     command -v pg_ctl >/dev/null 2>&1 && dirname "$(command -v pg_ctl)"
 }
 
+# The data folder: target/services/postgres, unless the checkout lives where the `postgres`
+# user cannot reach it (under /root, say): then a folder of its own home, one per checkout.
+pg_datadir() {
+    if is_root && ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+        mkdir -p "$DATA"
+        if ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+            echo "/var/lib/postgresql/course-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)"
+            return
+        fi
+    fi
+    echo "$DATA/postgres"
+}
+
 # Runs a PostgreSQL server command as the `postgres` user when we are root (it refuses root).
 as_pg() {
     if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -104,12 +117,14 @@ postgres_up() {
         install_packages postgresql
         bin=$(pg_bindir)
     fi
-    local dir="$DATA/postgres"
+    local dir
+    dir=$(pg_datadir)
     mkdir -p "$DATA"
     if [ ! -f "$dir/PG_VERSION" ]; then
         say "postgres: initdb in ${dir#"$ROOT"/}"
         mkdir -p "$dir"
-        local pwfile="$DATA/.pgpass-init"
+        local pwfile
+        pwfile="$(dirname "$dir")/.pgpass-init-$$"
         echo "$PG_PASSWORD" > "$pwfile"
         if is_root; then chown postgres "$dir" "$pwfile"; fi
         chmod 700 "$dir"
@@ -131,7 +146,7 @@ postgres_up() {
 postgres_down() {
     case "$(cat "$DATA/postgres.mode" 2>/dev/null)" in
         local)
-            as_pg "$(pg_bindir)/pg_ctl" -D "$DATA/postgres" -m fast -w stop >/dev/null && say "postgres: stopped" ;;
+            as_pg "$(pg_bindir)/pg_ctl" -D "$(pg_datadir)" -m fast -w stop >/dev/null && say "postgres: stopped" ;;
         docker)
             docker compose -f "$ROOT/docker-compose.yml" stop postgres && say "postgres: stopped (docker)" ;;
         *) say "postgres: not started by this script; left alone" ;;
@@ -195,7 +210,7 @@ status() {
         mode=$(cat "$DATA/$name.mode" 2>/dev/null || echo "")
         if listening "$port"; then
             case "$mode" in
-                local) say "$name: running on 127.0.0.1:$port (local server, data in ${DATA#"$ROOT"/}/$name)" ;;
+                local) say "$name: running on 127.0.0.1:$port (local server)" ;;
                 docker) say "$name: running on 127.0.0.1:$port (docker compose)" ;;
                 *) say "$name: running on 127.0.0.1:$port (started outside this script)" ;;
             esac
