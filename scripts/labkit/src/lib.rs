@@ -12,7 +12,11 @@
 //! - [`echo`]: the grader shared by every echo server (chapters 2 and 7), and [`load_client`],
 //!   the many-connection client those labs run in a process of their own;
 //! - [`upstream`]: recording HTTP upstreams and a raw client for proxies and load balancers;
-//! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers.
+//! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers;
+//! - `wait` (feature `wait`): deadlines for async tests;
+//! - `pg` (feature `postgres`): a fresh PostgreSQL database per test;
+//! - `keyspace` (feature `redis`): a Redis key prefix per test;
+//! - `notes` (feature `notes`): the client of chapter 6's notes API.
 //!
 //! Graders panic with one line that names the fix when something outside the lab is missing:
 //! a learner should never wait on a timeout to learn that Redis is not running.
@@ -20,13 +24,21 @@
 pub mod echo;
 #[cfg(feature = "http")]
 pub mod http_suite;
+#[cfg(feature = "redis")]
+pub mod keyspace;
 pub mod load_client;
 pub mod net;
+#[cfg(feature = "notes")]
+pub mod notes;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod process;
 pub mod services;
 pub mod strace;
 pub mod sys;
 pub mod upstream;
+#[cfg(feature = "wait")]
+pub mod wait;
 
 pub use process::{Output, Server, run, run_with_stdin};
 

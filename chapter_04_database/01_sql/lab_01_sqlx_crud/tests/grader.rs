@@ -3,11 +3,10 @@
 //! Every test gets a database of its own (created, migrated by the lab's `migrate`, dropped at
 //! the end), so the tests run in parallel.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{TestDb, within};
+use labkit::pg::TestDb;
+use labkit::wait::within;
 use rand::RngExt;
 
 labkit::lab_mod!(lab);

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FakeManager, eventually, within};
+use common::{FakeManager, eventually};
 use lab::{Pool, PoolConfig, PoolError};
+use labkit::wait::within;
 use rand::RngExt;
 
 fn config(max_size: usize) -> PoolConfig {

@@ -8,8 +8,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{eventually, within};
+use common::eventually;
 use lab::{PgManager, Pool, PoolConfig};
+use labkit::wait::within;
 use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};

@@ -4,12 +4,12 @@
 //! `CLIENT LIST` are its own.
 
 labkit::lab_mod!(lab);
-mod common;
 
 use std::time::Duration;
 
-use common::{Prefix, eventually, within};
 use lab::Store;
+use labkit::keyspace::Prefix;
+use labkit::wait::{eventually, within};
 
 /// Clients parked in a blocking command right now, from the server's point of view.
 fn blocked_brpops(prefix: &Prefix) -> usize {
@@ -25,7 +25,7 @@ fn blocked_brpops(prefix: &Prefix) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_pop_does_not_hold_up_other_commands() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = Store::connect(&prefix.url, &prefix.prefix)
             .await
             .expect("connect");

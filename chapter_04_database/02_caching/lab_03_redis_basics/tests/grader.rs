@@ -3,13 +3,13 @@
 //! parallel; the test checks what the lab wrote with a connection of its own.
 
 labkit::lab_mod!(lab);
-mod common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{Prefix, eventually, within};
 use lab::{Store, StoreError, User};
+use labkit::keyspace::Prefix;
+use labkit::wait::{eventually, within};
 use rand::RngExt;
 use redis::Commands;
 
@@ -30,7 +30,7 @@ fn random_word() -> String {
 #[tokio::test]
 async fn connecting_to_a_closed_port_is_an_error() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         assert_eq!(store.key("user:7"), format!("{}user:7", prefix.prefix));
         let closed = labkit::net::closed_port();
@@ -47,7 +47,7 @@ async fn connecting_to_a_closed_port_is_an_error() {
 #[tokio::test]
 async fn set_with_ttl_stores_a_value_that_expires() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let value = random_word();
         store
@@ -91,7 +91,7 @@ async fn set_with_ttl_stores_a_value_that_expires() {
 #[tokio::test]
 async fn expired_values_are_gone() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         store
             .set_with_ttl("short", "lived", Duration::from_millis(300))
@@ -115,7 +115,7 @@ async fn expired_values_are_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incr_counts_atomically_under_concurrency() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let start = rand::rng().random_range(0..1000);
         assert_eq!(store.incr("counter", start).await.expect("incr"), start);
@@ -148,7 +148,7 @@ async fn incr_counts_atomically_under_concurrency() {
 #[tokio::test]
 async fn hit_counts_in_a_fixed_window() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let window = Duration::from_secs(10);
         assert_eq!(store.hit("api", window).await.expect("hit"), 1);
@@ -174,7 +174,7 @@ async fn hit_counts_in_a_fixed_window() {
 #[tokio::test]
 async fn a_new_window_starts_from_one() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let window = Duration::from_secs(1);
         assert_eq!(store.hit("login", window).await.expect("hit"), 1);
@@ -209,7 +209,7 @@ fn random_user() -> User {
 #[tokio::test]
 async fn saves_and_loads_a_user_as_a_hash() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let user = random_user();
         store.save_user(&user).await.expect("save_user");
@@ -233,7 +233,7 @@ async fn saves_and_loads_a_user_as_a_hash() {
 #[tokio::test]
 async fn add_visit_increments_one_field() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let user = random_user();
         store.save_user(&user).await.expect("save_user");
@@ -263,7 +263,7 @@ async fn add_visit_increments_one_field() {
 #[tokio::test]
 async fn a_corrupt_user_hash_is_an_error_not_a_panic() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let mut redis = prefix.redis();
         let _: () = redis
@@ -294,7 +294,7 @@ async fn a_corrupt_user_hash_is_an_error_not_a_panic() {
 #[tokio::test]
 async fn jobs_come_out_in_fifo_order() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let jobs: Vec<String> = (0..rand::rng().random_range(3..10))
             .map(|_| random_word())
@@ -322,7 +322,7 @@ async fn jobs_come_out_in_fifo_order() {
 #[tokio::test]
 async fn pop_on_an_empty_queue_returns_none_after_the_timeout() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let start = Instant::now();
         let popped = store
@@ -342,7 +342,7 @@ async fn pop_on_an_empty_queue_returns_none_after_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pop_waits_for_a_job_pushed_later() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let consumer = store(&prefix).await;
         let producer = store(&prefix).await;
         let pop =
@@ -362,7 +362,7 @@ async fn pop_waits_for_a_job_pushed_later() {
 #[tokio::test]
 async fn leaderboard_ranks_players_by_score() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let mut rng = rand::rng();
         // Distinct totals (multiples of 10 plus the player's index), built in several steps.
@@ -407,7 +407,7 @@ async fn leaderboard_ranks_players_by_score() {
 #[tokio::test]
 async fn set_many_and_get_many_round_trip() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let n = rand::rng().random_range(300..600);
         let items: Vec<(String, String)> =
@@ -445,7 +445,7 @@ async fn set_many_and_get_many_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transfer_moves_points_inside_multi_exec() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         store.add_score("board", "a", 1000.0).await.expect("add");
         store.add_score("board", "b", 1000.0).await.expect("add");
@@ -490,7 +490,7 @@ async fn transfer_moves_points_inside_multi_exec() {
 #[tokio::test]
 async fn keys_walks_the_keyspace_with_scan() {
     within(async {
-        let prefix = Prefix::new();
+        let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let n = rand::rng().random_range(1200..1800);
         let mut redis = prefix.redis();
@@ -522,7 +522,7 @@ async fn keys_walks_the_keyspace_with_scan() {
 #[tokio::test]
 async fn clear_deletes_only_this_prefix() {
     within(async {
-        let (mine, theirs) = (Prefix::new(), Prefix::new());
+        let (mine, theirs) = (Prefix::new("ch4test"), Prefix::new("ch4test"));
         let (store, other) = (store(&mine).await, store(&theirs).await);
         let n = rand::rng().random_range(5..50);
         for i in 0..n {

@@ -3,13 +3,14 @@
 //! queries, so each property of the cache is an exact count.
 
 labkit::lab_mod!(lab);
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Prefix, TestDb, eventually, within};
 use lab::{CacheConfig, Product, ProductRepo, ProductService};
+use labkit::keyspace::Prefix;
+use labkit::pg::TestDb;
+use labkit::wait::{eventually, within};
 use rand::RngExt;
 use redis::Commands;
 
@@ -37,7 +38,7 @@ fn config(prefix: &Prefix) -> CacheConfig {
 
 async fn fixture_with(config: impl FnOnce(&Prefix) -> CacheConfig) -> Fixture {
     let db = TestDb::new(16).await;
-    let prefix = Prefix::new();
+    let prefix = Prefix::new("ch4test");
     let repo = ProductRepo::new(db.pool.clone());
     repo.migrate().await.expect("migrate");
     let service = ProductService::new(repo.clone(), config(&prefix)).expect("ProductService::new");

@@ -15,6 +15,7 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use labkit::keyspace::Prefix;
 use rand::RngExt;
 use redis::Commands;
 
@@ -22,44 +23,6 @@ labkit::lab_mod!(lab);
 use lab::{Limiter, Quota, RateLimitLayer, RedisTokenBucket};
 
 const STEP: Duration = Duration::from_secs(5);
-
-/// A unique key prefix for one test; its keys are deleted when it is dropped.
-struct Prefix {
-    url: String,
-    prefix: String,
-}
-
-impl Prefix {
-    fn new() -> Prefix {
-        let url = labkit::services::require_redis();
-        let prefix = format!(
-            "ch5:ratelimit:test:{}:",
-            rand::rng().random_range(0..u64::MAX)
-        );
-        Prefix { url, prefix }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        let mut conn = redis::Client::open(self.url.as_str())
-            .and_then(|c| c.get_connection_with_timeout(STEP))
-            .expect("connect to Redis");
-        conn.keys(format!("{}*", self.prefix)).expect("KEYS")
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let Ok(mut conn) = redis::Client::open(self.url.as_str())
-            .and_then(|c| c.get_connection_with_timeout(STEP))
-        else {
-            return;
-        };
-        let keys: Vec<String> = conn.keys(format!("{}*", self.prefix)).unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = conn.del(keys);
-        }
-    }
-}
 
 async fn limiter(p: &Prefix, quota: Quota) -> RedisTokenBucket {
     tokio::time::timeout(STEP, RedisTokenBucket::connect(&p.url, &p.prefix, quota))
@@ -85,7 +48,7 @@ fn hourly(capacity: u64) -> Quota {
 // Requirement 6: the Redis bucket enforces the same quota as the local one.
 #[tokio::test]
 async fn redis_bucket_allows_exactly_the_capacity() {
-    let p = Prefix::new();
+    let p = Prefix::new("ch5:ratelimit:test");
     let capacity = rand::rng().random_range(2..20);
     let limiter = limiter(&p, hourly(capacity)).await;
     for i in 0..capacity {
@@ -108,7 +71,7 @@ async fn redis_bucket_allows_exactly_the_capacity() {
 
 #[tokio::test]
 async fn redis_bucket_refills_over_time() {
-    let p = Prefix::new();
+    let p = Prefix::new("ch5:ratelimit:test");
     let quota = Quota {
         capacity: 2,
         refill_every: Duration::from_millis(300),
@@ -130,7 +93,7 @@ async fn redis_bucket_refills_over_time() {
 
 #[tokio::test]
 async fn redis_bucket_keys_expire_when_idle() {
-    let p = Prefix::new();
+    let p = Prefix::new("ch5:ratelimit:test");
     let limiter = limiter(&p, hourly(3)).await;
     check(&limiter, "dave").await;
     let keys = p.keys();
@@ -139,10 +102,7 @@ async fn redis_bucket_keys_expire_when_idle() {
         vec![format!("{}dave", p.prefix)],
         "the bucket of client `dave` is the key <prefix>dave"
     );
-    let mut conn = redis::Client::open(p.url.as_str())
-        .and_then(|c| c.get_connection_with_timeout(STEP))
-        .expect("connect");
-    let ttl: i64 = conn.pttl(&keys[0]).expect("PTTL");
+    let ttl: i64 = p.redis().pttl(&keys[0]).expect("PTTL");
     assert!(
         ttl > 0,
         "an idle bucket must expire (PTTL {ttl}): set an expiry in the script"
@@ -152,7 +112,7 @@ async fn redis_bucket_keys_expire_when_idle() {
 // Requirement 7: instances sharing Redis share the budget, even when they race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_instances_never_exceed_the_shared_budget() {
-    let p = Prefix::new();
+    let p = Prefix::new("ch5:ratelimit:test");
     let capacity = rand::rng().random_range(10..60);
     let a = std::sync::Arc::new(limiter(&p, hourly(capacity)).await);
     let b = std::sync::Arc::new(limiter(&p, hourly(capacity)).await);
@@ -214,7 +174,7 @@ async fn get_status(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_instances_share_one_redis_budget() {
-    let p = Prefix::new();
+    let p = Prefix::new("ch5:ratelimit:test");
     let capacity = rand::rng().random_range(4..12);
     let quota = hourly(capacity);
     let servers = [

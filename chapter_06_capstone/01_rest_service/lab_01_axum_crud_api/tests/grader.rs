@@ -1,7 +1,5 @@
 //! Grader for the notes API: every route and every error shape, through real HTTP.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use labkit::{Server, lab_bin};
@@ -9,7 +7,7 @@ use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use common::{Api, assert_note, random_body, random_title};
+use labkit::notes::{Api, assert_note, random_body, random_title};
 
 fn start() -> (Server, Api) {
     let server = Server::start(lab_bin!(), &[]);

@@ -1,8 +1,6 @@
 //! Grader for the notes API on PostgreSQL: real HTTP against a real database, one fresh
 //! database per test.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,8 +9,9 @@ use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use common::db::{TestDb, within};
-use common::{Api, assert_note, random_body, random_title};
+use labkit::notes::{Api, assert_note, random_body, random_title};
+use labkit::pg::TestDb;
+use labkit::wait::within;
 
 fn start(db: &TestDb, extra: &[&str]) -> (Server, Api) {
     let mut args = vec!["--database-url", db.url.as_str()];
@@ -39,7 +38,7 @@ where
 #[tokio::test]
 async fn migrates_and_stores_notes_in_the_notes_table() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         let (title, body) = (random_title(), random_body());
         let id = assert_note(&api.create(&title, &body).await, &title, &body, 1);
@@ -65,7 +64,7 @@ async fn migrates_and_stores_notes_in_the_notes_table() {
 #[tokio::test]
 async fn crud_round_trip_through_the_database() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         let id = api.create(&random_title(), "v1").await["id"]
             .as_i64()
@@ -105,7 +104,7 @@ async fn crud_round_trip_through_the_database() {
 #[tokio::test]
 async fn notes_survive_a_restart() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (mut server, api) = start(&db, &[]);
         let (title, body) = (random_title(), random_body());
         let id = assert_note(&api.create(&title, &body).await, &title, &body, 1);
@@ -123,7 +122,7 @@ async fn notes_survive_a_restart() {
 #[tokio::test]
 async fn lists_pages_from_the_database() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         let count: usize = rand::rng().random_range(5..12);
         let mut ids = Vec::new();
@@ -162,7 +161,7 @@ async fn lists_pages_from_the_database() {
 #[tokio::test]
 async fn stale_version_is_409_version_conflict() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         let id = api.create(&random_title(), "v1").await["id"]
             .as_i64()
@@ -192,7 +191,7 @@ async fn stale_version_is_409_version_conflict() {
 #[tokio::test]
 async fn concurrent_updates_of_one_version_let_exactly_one_win() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         let id = api.create(&random_title(), "v1").await["id"]
             .as_i64()
@@ -235,7 +234,7 @@ async fn concurrent_updates_of_one_version_let_exactly_one_win() {
 #[tokio::test]
 async fn concurrent_creates_of_one_title_let_exactly_one_win() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         let title = random_title();
         let api = std::sync::Arc::new(api);
@@ -272,7 +271,7 @@ async fn concurrent_creates_of_one_title_let_exactly_one_win() {
 #[tokio::test]
 async fn bad_input_is_a_4xx_problem_never_a_500() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db, &[]);
         api.create(&random_title(), "").await;
         api.send(
@@ -312,7 +311,7 @@ async fn bad_input_is_a_4xx_problem_never_a_500() {
 #[tokio::test]
 async fn readiness_reports_the_database_state() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (mut server, api) = start(&db, &[]);
         let reply = api.get("/health/ready").await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -340,7 +339,7 @@ async fn readiness_reports_the_database_state() {
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_request_finish() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (mut server, api) = start(&db, &[]);
         let id = api.create(&random_title(), "v1").await["id"]
             .as_i64()

@@ -1,8 +1,6 @@
 //! Grader for structured logging: the server's stderr is read back as JSON lines and checked
 //! field by field, span by span.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,7 +9,7 @@ use rand::RngExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use common::{Api, random_title};
+use labkit::notes::{Api, random_title};
 
 /// Starts the server with `RUST_LOG` set (or removed) and the extra arguments.
 fn start(rust_log: Option<&str>, args: &[&str]) -> (Server, Api) {

@@ -1,8 +1,6 @@
 //! Grader for the metrics: a known sequence of requests, then `/metrics` is scraped, parsed as
 //! Prometheus text exposition format, and the numbers are checked.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -11,8 +9,9 @@ use rand::RngExt;
 use reqwest::Method;
 use serde_json::json;
 
-use common::db::{TestDb, within};
-use common::{Api, random_title};
+use labkit::notes::{Api, random_title};
+use labkit::pg::TestDb;
+use labkit::wait::within;
 
 const MAX_CONNECTIONS: &str = "8";
 
@@ -132,7 +131,7 @@ async fn scrape(api: &Api) -> Scrape {
 #[tokio::test]
 async fn counts_requests_by_method_route_template_and_status() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db);
         let mut rng = rand::rng();
         let creates = rng.random_range(2..6);
@@ -209,7 +208,7 @@ async fn counts_requests_by_method_route_template_and_status() {
 #[tokio::test]
 async fn unknown_paths_share_one_unmatched_route_label() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db);
         let n = rand::rng().random_range(3..9);
         for _ in 0..n {
@@ -235,7 +234,7 @@ async fn unknown_paths_share_one_unmatched_route_label() {
 #[tokio::test]
 async fn latency_histogram_has_sensible_cumulative_buckets() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db);
         let id = api.create(&random_title(), "").await["id"]
             .as_i64()
@@ -285,7 +284,7 @@ async fn latency_histogram_has_sensible_cumulative_buckets() {
 #[tokio::test]
 async fn gauges_follow_requests_blocked_in_the_database() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db);
         let id = api.create(&random_title(), "").await["id"].as_i64().unwrap();
         let m = scrape(&api).await;
@@ -357,7 +356,7 @@ async fn gauges_follow_requests_blocked_in_the_database() {
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_help_and_type() {
     within(async {
-        let db = TestDb::new().await;
+        let db = TestDb::new(4).await;
         let (_server, api) = start(&db);
         api.get("/notes").await;
         let reply = api.get("/metrics").await;

@@ -2,21 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use super::lab::Manager;
-
-/// No test may take longer: a pool that deadlocks fails instead of hanging.
-pub const DEADLINE: Duration = Duration::from_secs(20);
-
-pub async fn within<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, body)
-        .await
-        .expect("the test took longer than 20 s: a get() that never returns?")
-}
 
 /// Polls `ok` every 10 ms for up to 5 s.
 pub async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {

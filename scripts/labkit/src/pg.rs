@@ -1,27 +1,18 @@
-//! A fresh PostgreSQL database per test, dropped at the end, so tests run in parallel and
-//! never see each other's rows.
+//! A PostgreSQL database of its own for each test, dropped at the end (also when the test
+//! panics), so the tests of a lab run in parallel and never see each other's rows.
 
-use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
 
-/// No test may take longer: a lock wait that never ends fails instead of hanging.
-pub const DEADLINE: Duration = Duration::from_secs(25);
+/// Test databases are named `labtest_<unix seconds>_<random>`.
+const PREFIX: &str = "labtest";
 
-/// Test databases are named `ch6t_<unix seconds>_<random>`; ones older than this were left
-/// behind by a killed run and are dropped by the next run.
+/// Databases older than this were left behind by a killed run; the next run drops them.
 const STALE_AFTER_SECS: u64 = 600;
 
-/// Runs a test body under [`DEADLINE`].
-pub async fn within<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, body)
-        .await
-        .expect("the test took longer than 25 s: a lock or a connection that never came back?")
-}
-
-/// A database of its own for one test; `url` is what the server under test gets.
+/// A fresh, empty database. `url` is what a server under test gets; `pool` is the test's own.
 pub struct TestDb {
     pub name: String,
     pub url: String,
@@ -30,16 +21,16 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// Creates an empty database (the server under test runs its migrations) and a small pool
-    /// to it for the test's own queries.
-    pub async fn new() -> TestDb {
-        let admin_url = labkit::services::require_postgres();
+    /// Creates an empty database (the lab runs its own migrations) and a pool of
+    /// `max_connections` to it. Fails with the fix when PostgreSQL is not running.
+    pub async fn new(max_connections: u32) -> TestDb {
+        let admin_url = crate::services::require_postgres();
         let admin: PgConnectOptions = admin_url.parse().expect("DATABASE_URL is not a valid URL");
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .unwrap()
+            .expect("the clock is after 1970")
             .as_secs();
-        let name = format!("ch6t_{now}_{:016x}", rand::random::<u64>());
+        let name = format!("{PREFIX}_{now}_{:016x}", rand::random::<u64>());
         let mut conn = PgConnection::connect_with(&admin)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
@@ -50,12 +41,12 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(admin.clone().database(&name))
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test database {name}: {e}"));
-        // Same server and credentials, other database: replace the path of the admin URL.
+        // Same server and credentials, another database: replace the path of the admin URL.
         let base = admin_url
             .rsplit_once('/')
             .map(|(base, _)| base)
@@ -70,21 +61,21 @@ impl TestDb {
         }
     }
 
-    /// Drops the database now (the server under test loses it), forcing its connections out.
+    /// Drops the database now, forcing its connections out: the server under test loses it.
     pub async fn drop_now(&self) {
-        let mut conn = PgConnection::connect_with(&self.admin).await.unwrap();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut conn)
+        let mut conn = PgConnection::connect_with(&self.admin)
             .await
-            .unwrap();
+            .expect("connect to drop the test database");
+        drop_database(&mut conn, &self.name)
+            .await
+            .expect("DROP DATABASE");
         let _ = conn.close().await;
     }
 }
 
 impl Drop for TestDb {
-    /// Drops the database, also when the test panicked. `Drop` cannot await, so the work runs
-    /// on a thread with a runtime of its own; `WITH (FORCE)` ends remaining connections.
+    /// `Drop` cannot await, so the work runs on a thread with a runtime of its own;
+    /// `WITH (FORCE)` ends the connections still open to the database.
     fn drop(&mut self) {
         let (admin, name) = (self.admin.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
@@ -94,11 +85,7 @@ impl Drop for TestDb {
                 .expect("runtime");
             runtime.block_on(async move {
                 let mut conn = PgConnection::connect_with(&admin).await.ok()?;
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::raw_sql(AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .ok()?;
+                drop_database(&mut conn, &name).await.ok()?;
                 conn.close().await.ok()
             })
         })
@@ -109,18 +96,27 @@ impl Drop for TestDb {
     }
 }
 
+async fn drop_database(conn: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 /// Drops test databases a killed run left behind (best effort: another run may race us).
 async fn drop_stale_databases(conn: &mut PgConnection, now: u64) {
+    let pattern = format!("{PREFIX}\\_%");
     let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ch6t\\_%'")
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(pattern)
             .fetch_all(&mut *conn)
             .await
             .unwrap_or_default();
     for name in names {
         let created = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
         if created.is_some_and(|t| now.saturating_sub(t) > STALE_AFTER_SECS) {
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await;
+            let _ = drop_database(conn, &name).await;
         }
     }
 }
