@@ -12,6 +12,7 @@
 //! - [`echo`]: the grader shared by every echo server (chapters 2 and 7), and [`load_client`],
 //!   the many-connection client those labs run in a process of their own;
 //! - [`upstream`]: recording HTTP upstreams and a raw client for proxies and load balancers;
+//! - [`signal`]: a one-shot future set from any thread, for graders of hand-built executors;
 //! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers;
 //! - `wait` (feature `wait`): deadlines for async tests;
 //! - `pg` (feature `postgres`): a fresh PostgreSQL database per test;
@@ -34,6 +35,7 @@ pub mod notes;
 pub mod pg;
 pub mod process;
 pub mod services;
+pub mod signal;
 pub mod strace;
 pub mod sys;
 pub mod upstream;

@@ -578,3 +578,42 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// Runs the client binary `client` once against `addr` with messages of exactly `len` bytes,
+/// and returns the messages per second of its message phase: what the echo benchmarks compare.
+/// Panics with the client's output, naming `server`, when the run fails.
+pub fn rate(
+    client: &str,
+    addr: SocketAddr,
+    connections: usize,
+    messages: usize,
+    len: usize,
+    server: &str,
+) -> f64 {
+    let out = std::process::Command::new(client)
+        .args(["--addr", &addr.to_string()])
+        .args(["--connections", &connections.to_string()])
+        .args(["--messages", &messages.to_string()])
+        .args(["--min-len", &len.to_string()])
+        .args(["--max-len", &len.to_string()])
+        .args(["--timeout-secs", "60"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the load client {client}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "load client failed against {server}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "echoed K messages in Y ms: Z msgs/s"
+    stdout
+        .lines()
+        .find_map(|line| {
+            line.strip_suffix(" msgs/s")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no rate in the load client's output: {stdout}"))
+}

@@ -20,6 +20,8 @@ use std::thread;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use labkit::load_client::rate;
+
 labkit::lab_mod!(lab);
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_ch7_epoll_ffi-c10k-client");
@@ -121,36 +123,6 @@ fn start_lab() -> SocketAddr {
     addr
 }
 
-/// One run of the load client; returns its messages per second.
-fn load(addr: SocketAddr, connections: usize, messages: usize, server: Server) -> f64 {
-    let out = Command::new(CLIENT)
-        .args(["--addr", &addr.to_string()])
-        .args(["--connections", &connections.to_string()])
-        .args(["--messages", &messages.to_string()])
-        .args(["--min-len", &MESSAGE_LEN.to_string()])
-        .args(["--max-len", &MESSAGE_LEN.to_string()])
-        .args(["--timeout-secs", "60"])
-        .output()
-        .expect("run the load client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "load client failed against {server:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // "echoed N messages in T ms: R msgs/s"
-    stdout
-        .lines()
-        .find_map(|line| {
-            line.strip_suffix(" msgs/s")?
-                .rsplit(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no rate in the client's output: {stdout}"))
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -183,7 +155,14 @@ fn main() {
                     Server::Lab => start_lab(),
                     _ => tokio.start(server),
                 };
-                rates[i].push(load(addr, connections, messages, server));
+                rates[i].push(rate(
+                    CLIENT,
+                    addr,
+                    connections,
+                    messages,
+                    MESSAGE_LEN,
+                    &format!("{server:?}"),
+                ));
             }
         }
         let [lab, multi, current] = rates.map(median);

@@ -5,13 +5,15 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use rand::RngExt;
+
+use labkit::signal::Signal;
 
 labkit::lab_mod!(lab);
 use lab::Executor;
@@ -32,38 +34,6 @@ fn within_deadline<T: Send + 'static>(what: &str, test: impl FnOnce() -> T + Sen
             panic!("{what}: not finished after {DEADLINE:?}: a wake-up was lost (or it spins)")
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the test thread panicked"),
-    }
-}
-
-/// A one-shot signal set from any thread: the future completes once it is set.
-#[derive(Clone, Default)]
-struct Signal {
-    state: Arc<Mutex<(bool, Option<Waker>)>>,
-}
-
-impl Signal {
-    fn set(&self) {
-        let waker = {
-            let mut state = self.state.lock().unwrap();
-            state.0 = true;
-            state.1.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl Future for Signal {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state.lock().unwrap();
-        if state.0 {
-            Poll::Ready(())
-        } else {
-            state.1 = Some(cx.waker().clone());
-            Poll::Pending
-        }
     }
 }
 

@@ -18,6 +18,8 @@ use std::thread;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use labkit::load_client::rate;
+
 labkit::lab_mod!(lab);
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_ch7_reactor_runtime-load-client");
@@ -81,35 +83,6 @@ async fn echo(mut stream: TcpStream) {
     }
 }
 
-/// One run of the load client; returns its messages per second.
-fn load(addr: SocketAddr, connections: usize, messages: usize, server: &str) -> f64 {
-    let out = Command::new(CLIENT)
-        .args(["--addr", &addr.to_string()])
-        .args(["--connections", &connections.to_string()])
-        .args(["--messages", &messages.to_string()])
-        .args(["--min-len", &MESSAGE_LEN.to_string()])
-        .args(["--max-len", &MESSAGE_LEN.to_string()])
-        .args(["--timeout-secs", "60"])
-        .output()
-        .expect("run the load client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "load client failed against {server}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|line| {
-            line.strip_suffix(" msgs/s")?
-                .rsplit(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no rate in the client's output: {stdout}"))
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -132,8 +105,22 @@ fn main() {
     for (connections, messages) in LOADS {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
-            ours.push(load(start_lab(), connections, messages, "the lab runtime"));
-            theirs.push(load(start_tokio(), connections, messages, "tokio"));
+            ours.push(rate(
+                CLIENT,
+                start_lab(),
+                connections,
+                messages,
+                MESSAGE_LEN,
+                "the lab runtime",
+            ));
+            theirs.push(rate(
+                CLIENT,
+                start_tokio(),
+                connections,
+                messages,
+                MESSAGE_LEN,
+                "tokio",
+            ));
         }
         let (ours, theirs) = (median(ours), median(theirs));
         println!(

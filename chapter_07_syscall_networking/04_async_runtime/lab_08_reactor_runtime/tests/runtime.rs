@@ -9,12 +9,13 @@ use std::net::TcpStream;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
+
+use labkit::signal::Signal;
 
 labkit::lab_mod!(lab);
 use lab::{AsyncTcpListener, Runtime};
@@ -72,38 +73,6 @@ fn count_polls<F: Future>(future: F) -> CountPolls<F> {
         inner: Box::pin(future),
         polls: 0,
         last_poll: None,
-    }
-}
-
-/// A one-shot signal set from any thread.
-#[derive(Clone, Default)]
-struct Signal {
-    state: Arc<Mutex<(bool, Option<Waker>)>>,
-}
-
-impl Signal {
-    fn set(&self) {
-        let waker = {
-            let mut state = self.state.lock().unwrap();
-            state.0 = true;
-            state.1.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl Future for Signal {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state.lock().unwrap();
-        if state.0 {
-            Poll::Ready(())
-        } else {
-            state.1 = Some(cx.waker().clone());
-            Poll::Pending
-        }
     }
 }
 
