@@ -14,7 +14,8 @@
 //! - [`upstream`]: recording HTTP upstreams and a raw client for proxies and load balancers;
 //! - [`signal`]: a one-shot future set from any thread, for graders of hand-built executors;
 //! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers;
-//! - `wait` (feature `wait`): deadlines for async tests;
+//! - [`wait`]: polling a condition with a deadline instead of a fixed sleep (async versions
+//!   with feature `wait`);
 //! - `pg` (feature `postgres`): a fresh PostgreSQL database per test;
 //! - `keyspace` (feature `redis`): a Redis key prefix per test;
 //! - `notes` (feature `notes`): the client of chapter 6's notes API.
@@ -39,7 +40,6 @@ pub mod signal;
 pub mod strace;
 pub mod sys;
 pub mod upstream;
-#[cfg(feature = "wait")]
 pub mod wait;
 
 pub use process::{Output, Server, run, run_with_stdin};

@@ -1,33 +1,64 @@
-//! Deadlines for async graders: a test that waits on something that never comes fails with a
-//! message instead of hanging the run.
+//! Waiting on a condition instead of sleeping a fixed time: a grader polls what it can observe
+//! (a gauge, a thread list in /proc, a health check) until it holds or a deadline passes, so
+//! it is as fast as the lab allows and never hangs.
+//!
+//! [`until`] is for synchronous graders; the async functions (feature `wait`) are for graders
+//! on tokio, where a blocking sleep would stall the very tasks under test.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// No async test may take longer than this.
-pub const DEADLINE: Duration = Duration::from_secs(25);
+/// Polls `done` every 10 ms until it holds (`true`) or `timeout` passes (`false`).
+pub fn until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
 
-/// Runs a test body under [`DEADLINE`].
-pub async fn within<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, body)
-        .await
-        .unwrap_or_else(|_| {
+#[cfg(feature = "wait")]
+pub use self::tokio_waits::*;
+
+#[cfg(feature = "wait")]
+mod tokio_waits {
+    use std::future::Future;
+    use std::time::{Duration, Instant};
+
+    /// No async test may take longer than this.
+    pub const DEADLINE: Duration = Duration::from_secs(25);
+
+    /// Runs a test body under [`DEADLINE`].
+    pub async fn within<F: Future>(body: F) -> F::Output {
+        tokio::time::timeout(DEADLINE, body).await.unwrap_or_else(|_| {
             panic!(
                 "the test took longer than {} s: a lock, a connection or a reply that never came?",
                 DEADLINE.as_secs()
             )
         })
-}
+    }
 
-/// Polls `ok` every 20 ms until it holds, for at most 5 s: for facts that become true just
-/// after a reply (a connection back in its pool, a key expired, a message delivered).
-pub async fn eventually<F: Future<Output = bool>>(what: &str, mut ok: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !ok().await {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 5 s: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    /// Polls `ok` every 20 ms until it holds, for at most 5 s: for facts that become true just
+    /// after a reply (a connection back in its pool, a key expired, a message delivered).
+    pub async fn eventually<F: Future<Output = bool>>(what: &str, ok: impl FnMut() -> F) {
+        eventually_for(Duration::from_secs(5), what, ok).await
+    }
+
+    /// [`eventually`] with a deadline of `timeout`.
+    pub async fn eventually_for<F: Future<Output = bool>>(
+        timeout: Duration,
+        what: &str,
+        mut ok: impl FnMut() -> F,
+    ) {
+        let deadline = Instant::now() + timeout;
+        while !ok().await {
+            assert!(
+                Instant::now() < deadline,
+                "still not true after {timeout:?}: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

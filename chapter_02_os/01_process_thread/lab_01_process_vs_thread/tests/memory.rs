@@ -5,9 +5,11 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::RngExt;
+
+use labkit::wait;
 
 labkit::lab_mod!(lab);
 
@@ -64,18 +66,6 @@ fn thread_ids() -> HashSet<u32> {
         .collect()
 }
 
-/// Polls for up to 5 s: a joined thread may stay listed in /proc for a moment.
-fn eventually(mut ok: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    ok()
-}
-
 // Requirement 3: idle processes cost more resident memory than idle threads.
 #[test]
 fn idle_processes_cost_more_rss_than_idle_threads() {
@@ -94,7 +84,10 @@ fn idle_processes_cost_more_rss_than_idle_threads() {
         "{n} started threads must grow the RSS a little"
     );
     assert!(
-        eventually(|| thread_ids().difference(&threads_before).count() == 0),
+        wait::until(Duration::from_secs(5), || thread_ids()
+            .difference(&threads_before)
+            .count()
+            == 0),
         "the idle threads must be joined before idle_threads_memory returns"
     );
 

@@ -8,9 +8,11 @@ mod common;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{ON_PURPOSE, Rendezvous, quiet_intentional_panics, within_deadline};
+
+use labkit::wait;
 
 labkit::lab_mod!(lab);
 use lab::ThreadPool;
@@ -33,18 +35,6 @@ fn thread_ids() -> HashSet<u32> {
 /// thread of the test harness that comes or goes meanwhile does not count.
 fn new_threads(before: &HashSet<u32>) -> usize {
     thread_ids().difference(before).count()
-}
-
-/// Polls for up to 5 s: a thread that has exited may stay listed in /proc for a moment.
-fn eventually(mut ok: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if ok() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    ok()
 }
 
 /// Proves `n` workers are alive: `n` jobs meet while running at the same time.
@@ -104,7 +94,7 @@ fn keeps_n_live_threads_through_panics_and_joins_them_on_drop() {
             );
         }
         assert!(
-            eventually(|| new_threads(&before) == 3),
+            wait::until(Duration::from_secs(5), || new_threads(&before) == 3),
             "after 20 panicking jobs the pool has {} threads, expected 3",
             new_threads(&before)
         );
@@ -115,7 +105,7 @@ fn keeps_n_live_threads_through_panics_and_joins_them_on_drop() {
 
         drop(pool);
         assert!(
-            eventually(|| new_threads(&before) == 0),
+            wait::until(Duration::from_secs(5), || new_threads(&before) == 0),
             "after drop(pool), {} of its threads are still alive",
             new_threads(&before)
         );

@@ -4,10 +4,10 @@
 use std::io::{self, BufReader, Write};
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use labkit::upstream::{self, Exchange, Upstream};
+use labkit::wait;
 use labkit::{Server, lab_bin, run};
 use rand::RngExt;
 
@@ -21,18 +21,6 @@ fn proxy(upstream: SocketAddr, extra: &[&str]) -> Server {
 
 fn random_token() -> String {
     format!("{:016x}", rand::rng().random_range(0..u64::MAX))
-}
-
-/// Polls `done` every few milliseconds until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    done()
 }
 
 /// Asserts that none of `names` is among `headers` (case-insensitive).
@@ -385,7 +373,7 @@ fn client_disconnect_cancels_the_upstream_request() {
         .write_all(b"GET /long-poll HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert!(
-        wait_until(Duration::from_secs(10), || !upstream.requests().is_empty()),
+        wait::until(Duration::from_secs(10), || !upstream.requests().is_empty()),
         "the request must reach the upstream"
     );
     drop(client);

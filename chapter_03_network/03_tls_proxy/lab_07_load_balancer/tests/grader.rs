@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use labkit::upstream::{self, Exchange, Response, Upstream};
+use labkit::wait;
 use labkit::{Server, lab_bin, run};
 use rand::RngExt;
 
@@ -108,18 +109,6 @@ fn delta(after: &[usize], before: &[usize]) -> Vec<usize> {
     after.iter().zip(before).map(|(a, b)| a - b).collect()
 }
 
-/// Polls `done` every few milliseconds until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    done()
-}
-
 // Requirements 1, 3 and 4, the way production sees them: even spread, an upstream dies, the
 // traffic goes on without errors, the upstream comes back on the same port and gets its
 // share again.
@@ -146,7 +135,7 @@ fn survives_losing_and_regaining_an_upstream(strategy: &str) {
     fleet.upstreams[victim].restart();
     let before_recovery = fleet.traffic(victim);
     let mut sent = 0;
-    let recovered = wait_until(Duration::from_secs(10), || {
+    let recovered = wait::until(Duration::from_secs(10), || {
         sent += 1;
         assert_eq!(get(&lb, "/probe").status, 200);
         fleet.traffic(victim) > before_recovery
@@ -257,7 +246,7 @@ fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
     for n in 0..3 {
         let handle = spawn_request(n);
         assert!(
-            wait_until(Duration::from_secs(10), || total() == n + 1),
+            wait::until(Duration::from_secs(10), || total() == n + 1),
             "request {n} must reach an upstream"
         );
         let at = (0..3).find(|&i| arrived(i) > clients[i].len()).unwrap();
@@ -280,7 +269,7 @@ fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
         let before: Vec<usize> = (0..3).map(arrived).collect();
         let handle = spawn_request(10 + round);
         assert!(
-            wait_until(Duration::from_secs(10), || total()
+            wait::until(Duration::from_secs(10), || total()
                 == before.iter().sum::<usize>() + 1),
             "round {round}: the request must reach an upstream"
         );
@@ -346,7 +335,7 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
     let sick = rand::rng().random_range(0..3);
     assert!(fleet.traffic(sick) > 0, "every upstream serves at first");
     assert!(
-        wait_until(Duration::from_secs(10), || fleet.health_checks(sick) >= 3),
+        wait::until(Duration::from_secs(10), || fleet.health_checks(sick) >= 3),
         "health checks must ask for {} every 100ms (got {} in 10 s)",
         fleet.health_path,
         fleet.health_checks(sick)
@@ -354,7 +343,7 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
 
     // The upstream still accepts connections but says it is unhealthy.
     fleet.health_status[sick].store(503, Ordering::SeqCst);
-    let taken_out = wait_until(Duration::from_secs(10), || {
+    let taken_out = wait::until(Duration::from_secs(10), || {
         let before = fleet.traffic(sick);
         send_ok(&lb, 6);
         fleet.traffic(sick) == before
@@ -372,7 +361,7 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
     );
 
     fleet.health_status[sick].store(200, Ordering::SeqCst);
-    let back = wait_until(Duration::from_secs(10), || {
+    let back = wait::until(Duration::from_secs(10), || {
         send_ok(&lb, 3);
         fleet.traffic(sick) > before
     });
@@ -400,7 +389,7 @@ fn all_upstreams_down_gives_502() {
         assert_eq!(response.status, 502, "body: {}", response.body_str());
     }
     fleet.upstreams[0].restart();
-    let back = wait_until(Duration::from_secs(10), || get(&lb, "/").status == 200);
+    let back = wait::until(Duration::from_secs(10), || get(&lb, "/").status == 200);
     assert!(back, "the balancer serves again once an upstream is back");
 }
 

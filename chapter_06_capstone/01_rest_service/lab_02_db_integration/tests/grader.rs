@@ -11,7 +11,7 @@ use serde_json::json;
 
 use labkit::notes::{Api, assert_note, random_body, random_title};
 use labkit::pg::TestDb;
-use labkit::wait::within;
+use labkit::wait::{eventually_for, within};
 
 fn start(db: &TestDb, extra: &[&str]) -> (Server, Api) {
     let mut args = vec!["--database-url", db.url.as_str()];
@@ -19,19 +19,6 @@ fn start(db: &TestDb, extra: &[&str]) -> (Server, Api) {
     let server = Server::start(lab_bin!(), &args);
     let api = Api::new(server.addr());
     (server, api)
-}
-
-/// Polls `check` every 20 ms until it holds, for at most `timeout`.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // Requirement 1: migrations and CRUD on the database.
@@ -359,7 +346,7 @@ async fn sigterm_lets_the_in_flight_request_finish() {
             tokio::spawn(async move { api.update(id, &title, "v2", 1).await })
         };
         let (pool, name) = (db.pool.clone(), db.name.clone());
-        eventually(
+        eventually_for(
             Duration::from_secs(10),
             "the update waits on the row lock",
             || {
@@ -386,7 +373,7 @@ async fn sigterm_lets_the_in_flight_request_finish() {
         assert!(killed.success());
         // The server stops accepting new connections...
         let addr = server.addr();
-        eventually(
+        eventually_for(
             Duration::from_secs(10),
             "the listener is closed",
             || async move { !labkit::net::is_listening(addr, Duration::from_millis(200)) },
