@@ -6,10 +6,11 @@
 #
 # strace (syscalls), ltrace (library calls), iproute2 (ss, ip), tcpdump (packets), htop,
 # procps (ps, pmap), psmisc (pstree), time (/usr/bin/time -v), wrk (HTTP load), postgresql-client (psql),
-# redis-tools (redis-cli), linux-perf (perf, where the kernel allows it).
+# redis-tools (redis-cli), linux-perf (perf, where the kernel allows it), mold (a fast linker:
+# `cargo lab verify` links a few hundred test executables, and .ci/run links them with mold).
 set -euo pipefail
 
-ALL=(strace ltrace iproute2 tcpdump htop procps psmisc time wrk postgresql-client redis-tools)
+ALL=(strace ltrace iproute2 tcpdump htop procps psmisc time wrk postgresql-client redis-tools mold)
 wanted=("$@")
 [ ${#wanted[@]} -eq 0 ] && wanted=("${ALL[@]}")
 

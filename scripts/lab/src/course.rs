@@ -61,6 +61,32 @@ impl Lab {
         self.dir.join("README.md")
     }
 
+    /// The hints, revealed one at a time by `cargo lab hint`.
+    pub fn hints(&self) -> PathBuf {
+        self.dir.join("hints.md")
+    }
+
+    /// The known mistakes: `mistakes/*.patch`, in name order.
+    pub fn mistakes(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.dir.join("mistakes"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    /// Where verify writes a mistake's patched copy of the solution (gitignored), built by
+    /// the `mistake` feature.
+    pub fn mistake_scratch(&self) -> PathBuf {
+        self.dir.join(".mistake/main.rs")
+    }
+
     /// The topic folder holding the lab (and its theory.md).
     pub fn topic_dir(&self) -> &Path {
         self.dir.parent().unwrap_or(&self.dir)

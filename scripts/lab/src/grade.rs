@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ pub enum Face {
     Src,
     Problem,
     Solution,
+    /// A known mistake: the solution with one `mistakes/*.patch` applied (verify only).
+    Mistake,
 }
 
 impl Face {
@@ -30,6 +33,7 @@ impl Face {
             Face::Src => None,
             Face::Problem => Some("problem"),
             Face::Solution => Some("solution"),
+            Face::Mistake => Some("mistake"),
         }
     }
 
@@ -38,6 +42,7 @@ impl Face {
             Face::Src => "src",
             Face::Problem => "problem",
             Face::Solution => "solution",
+            Face::Mistake => "mistake",
         }
     }
 }
@@ -186,6 +191,12 @@ impl LabRun {
 
 /// Runs the test executables of `lab` from `build`, each at most `timeout`.
 pub fn run_lab(lab: &Lab, build: &Build, timeout: Duration) -> LabRun {
+    run_lab_only(lab, build, timeout, &[])
+}
+
+/// Like [`run_lab`], but only the tests named in `only` (exact libtest names) when it is not
+/// empty.
+pub fn run_lab_only(lab: &Lab, build: &Build, timeout: Duration, only: &[String]) -> LabRun {
     let started = Instant::now();
     let mut run = LabRun::default();
     if let Some(errors) = build.errors.get(&lab.package) {
@@ -201,7 +212,7 @@ pub fn run_lab(lab: &Lab, build: &Build, timeout: Duration) -> LabRun {
         return run;
     };
     for exe in executables {
-        match run_executable(lab, exe, timeout) {
+        match run_executable(lab, exe, timeout, only) {
             Ok(mut tests) => run.tests.append(&mut tests),
             Err(e) => run.error = Some(format!("{e:#}")),
         }
@@ -213,21 +224,39 @@ pub fn run_lab(lab: &Lab, build: &Build, timeout: Duration) -> LabRun {
 
 /// Runs one libtest executable the way `cargo test` does (in the package folder, with the
 /// package's environment), killing it after `timeout`.
-fn run_executable(lab: &Lab, exe: &PathBuf, timeout: Duration) -> Result<Vec<TestResult>> {
+fn run_executable(
+    lab: &Lab,
+    exe: &PathBuf,
+    timeout: Duration,
+    only: &[String],
+) -> Result<Vec<TestResult>> {
+    let filters: Vec<&str> = if only.is_empty() {
+        Vec::new()
+    } else {
+        only.iter()
+            .map(String::as_str)
+            .chain(std::iter::once("--exact"))
+            .collect()
+    };
     let listing = Command::new(exe)
         .args(["--list", "--format", "terse"])
+        .args(&filters)
         .current_dir(&lab.dir)
         .output()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     let listed = parse_list(&String::from_utf8_lossy(&listing.stdout));
 
+    // Its own process group: on a timeout the whole group dies, so the servers and clients the
+    // tests started cannot outlive the grader.
     let mut child = Command::new(exe)
+        .process_group(0)
         .current_dir(&lab.dir)
         .env("CARGO_MANIFEST_DIR", &lab.dir)
         .env("CARGO_PKG_NAME", &lab.package)
         // Short failure messages: a backtrace helps in `cargo test`, not in a summary.
         .env("RUST_BACKTRACE", "0")
         .args(["--color", "never"])
+        .args(&filters)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -251,6 +280,9 @@ fn run_executable(lab: &Lab, exe: &PathBuf, timeout: Duration) -> Result<Vec<Tes
     let mut timed_out = false;
     while child.try_wait()?.is_none() {
         if Instant::now() >= deadline {
+            // SAFETY: kill(2) with a negative pid signals the process group the child leads;
+            // it touches no memory of ours.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
             let _ = child.kill();
             timed_out = true;
             break;
@@ -258,6 +290,9 @@ fn run_executable(lab: &Lab, exe: &PathBuf, timeout: Duration) -> Result<Vec<Tes
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.wait();
+    // Whatever the tests left running in the group (a server a test forgot) goes with them.
+    // SAFETY: as above; a group with no member left is ESRCH, which is fine.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     let mut results = parse_libtest(&stdout, &listed);
@@ -372,6 +407,16 @@ pub fn summary(message: &str, max: usize) -> String {
     text
 }
 
+/// The `not yet implemented: ...` line of a failure that reached a `todo!()`, if it did
+/// (in the test itself, or in the lab's binary whose stderr the test printed).
+pub fn unimplemented(message: &str) -> Option<&str> {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("not yet implemented"))
+        .map(|l| l.find("not yet implemented").map_or(l, |i| &l[i..]))
+}
+
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -380,6 +425,19 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_todo_a_test_reached() {
+        let msg =
+            "thread 'a' panicked at src/main.rs:3:5:\nnot yet implemented: parse the header\n";
+        assert_eq!(
+            unimplemented(msg),
+            Some("not yet implemented: parse the header")
+        );
+        let child = "requirement 1: exit 101\nstderr: thread 'main' panicked at x.rs:1:1:\n  not yet implemented";
+        assert_eq!(unimplemented(child), Some("not yet implemented"));
+        assert_eq!(unimplemented("assertion failed"), None);
+    }
 
     const OUTPUT: &str = "\
 running 4 tests

@@ -10,6 +10,7 @@ mod commands;
 mod course;
 mod doctor;
 mod grade;
+mod mistakes;
 mod progress;
 mod readme;
 mod services;
@@ -71,7 +72,8 @@ enum Cmd {
     },
     /// Check this machine: toolchain, tools, services, privileges.
     Doctor,
-    /// Prove the course: every solution passes its grader, every stub fails every test.
+    /// Prove the course: every solution passes its grader, every stub fails every test, every
+    /// known mistake fails the tests it names.
     Verify {
         lab: Option<String>,
         #[arg(long, value_name = "N", conflicts_with = "lab")]
@@ -82,6 +84,12 @@ enum Cmd {
         /// Do not start PostgreSQL or Redis (labs that need them then fail with the fix).
         #[arg(long)]
         no_services: bool,
+        /// Skip the known mistakes (mistakes/*.patch): only solutions and stubs.
+        #[arg(long)]
+        no_mistakes: bool,
+        /// Prove only the mistakes whose file name contains NAME.
+        #[arg(long, value_name = "NAME", conflicts_with = "no_mistakes")]
+        mistake: Option<String>,
     },
     /// Run the labs' benchmarks (the reference solution; `--src` for yours).
     Bench {
@@ -117,6 +125,8 @@ fn main() -> ExitCode {
                 chapter,
                 pristine,
                 no_services,
+                no_mistakes,
+                mistake,
             } => {
                 let selection = match (&name, chapter) {
                     (Some(_), _) => vec![lab(&name)?.clone()],
@@ -138,6 +148,8 @@ fn main() -> ExitCode {
                         pristine,
                         services: !no_services,
                         tooling: name.is_none() && chapter.is_none(),
+                        mistakes: !no_mistakes,
+                        mistake_filter: mistake,
                     },
                 )
             }

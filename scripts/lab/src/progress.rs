@@ -25,7 +25,7 @@ pub fn tick(path: &Path, lab: &Lab) -> Result<bool> {
 pub fn line(lab: &Lab, done: bool) -> String {
     let mark = if done { 'x' } else { ' ' };
     format!(
-        "- [{mark}] Complete lab {} {} (`{}`)",
+        "- [{mark}] Complete Lab {}: {} (`{}`)",
         lab.id(),
         lab.title,
         lab.package
@@ -66,11 +66,49 @@ pub fn tick_text(text: &str, lab: &Lab) -> (String, bool) {
 /// Whether the lab's box is ticked.
 #[cfg(test)]
 pub fn is_ticked(path: &Path, lab: &Lab) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| is_ticked_text(&text, lab))
+}
+
+fn is_ticked_text(text: &str, lab: &Lab) -> bool {
     let key = format!("`{}`", lab.package);
-    std::fs::read_to_string(path).is_ok_and(|text| {
-        text.lines()
-            .any(|l| l.contains(&key) && l.trim_start().starts_with("- [x]"))
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        l.contains(&key) && (l.starts_with("- [x]") || l.starts_with("- [X]"))
     })
+}
+
+/// When every lab of `labs` (one chapter) is ticked, marks the chapter's row of the Overall
+/// Progress table (`| Chapter N: ... | status | date |`) completed on `date`, once: a date
+/// already there is kept. Returns whether the file changed.
+pub fn complete_chapter(path: &Path, chapter: u32, labs: &[&Lab], date: &str) -> Result<bool> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if labs.is_empty() || !labs.iter().all(|lab| is_ticked_text(&text, lab)) {
+        return Ok(false);
+    }
+    let (new, changed) = complete_chapter_text(&text, chapter, date);
+    if changed {
+        std::fs::write(path, new).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(changed)
+}
+
+pub fn complete_chapter_text(text: &str, chapter: u32, date: &str) -> (String, bool) {
+    let key = format!("| Chapter {chapter}:");
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len() + 40);
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches('\n');
+        let cells: Vec<&str> = line.split('|').collect();
+        // "| name | status | date |" splits into ["", name, status, date, ""].
+        if line.trim_start().starts_with(&key) && cells.len() == 5 && cells[3].trim().is_empty() {
+            out.push_str(&format!("|{}| ✅ Completed | {date} |", cells[1]));
+            out.push_str(&raw[line.len()..]);
+            changed = true;
+            continue;
+        }
+        out.push_str(raw);
+    }
+    (out, changed)
 }
 
 #[cfg(test)]
@@ -102,7 +140,7 @@ mod tests {
         assert!(changed);
         assert!(new.starts_with("- [ ] Complete lab 1.3"), "{new}");
         assert!(
-            new.ends_with("- [x] Complete lab 1.2 ch1_sum (`ch1_sum`)\n"),
+            new.ends_with("- [x] Complete Lab 1.2: ch1_sum (`ch1_sum`)\n"),
             "{new}"
         );
     }
@@ -116,6 +154,50 @@ mod tests {
             new,
             "  - [x] Complete lab 1.1 (`ch1_mini_cat`) my note: tricky"
         );
+    }
+
+    #[test]
+    fn fills_a_completed_chapters_date_once() {
+        let text = "| Chapter | Status | Completion Date |\n| --- | --- | --- |\n| Chapter 1: Foundation | ✅ Available | |\n| Chapter 12: Later | ✅ Available | |\n";
+        let (new, changed) = complete_chapter_text(text, 1, "2026-12-02");
+        assert!(changed);
+        assert!(
+            new.contains("| Chapter 1: Foundation | ✅ Completed | 2026-12-02 |\n"),
+            "{new}"
+        );
+        assert!(
+            new.contains("| Chapter 12: Later | ✅ Available | |"),
+            "{new}"
+        );
+        let (again, changed) = complete_chapter_text(&new, 1, "2027-01-01");
+        assert!(!changed, "a date already there is kept: {again}");
+    }
+
+    #[test]
+    fn a_chapter_is_complete_only_when_all_its_labs_are_ticked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("PROGRESS.md");
+        let cat = lab(1, 1, "ch1_mini_cat", "lab_01_mini_cat");
+        let sum = lab(1, 2, "ch1_sum", "lab_02_sum");
+        let table = "| Chapter 1: Foundation | ✅ Available | |\n";
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n{}\n- [x] Understand ownership\n{table}",
+                line(&cat, true),
+                line(&sum, false)
+            ),
+        )
+        .unwrap();
+        assert!(!complete_chapter(&path, 1, &[&cat, &sum], "2026-12-02").unwrap());
+        tick(&path, &sum).unwrap();
+        assert!(complete_chapter(&path, 1, &[&cat, &sum], "2026-12-02").unwrap());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("- [x] Understand ownership"),
+            "a box ticked by hand stays: {text}"
+        );
+        assert!(text.contains("✅ Completed | 2026-12-02"), "{text}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `cargo lab verify`: the maintainer's proof that the course works.
 //!
 //! For every selected lab: the structure is complete, the reference solution passes every
-//! test, and the original stub fails EVERY test (a test that passes on `todo!()` grades
-//! nothing and is reported by name). Each face is built once for all labs. The learner's
+//! test, the original stub fails EVERY test (a test that passes on `todo!()` grades
+//! nothing and is reported by name), and every known mistake (`mistakes/*.patch`, applied to
+//! a scratch copy of the solution) fails the tests it names. Each face is built once for all
+//! labs; the mistakes are built round by round, one cargo invocation per round. The learner's
 //! `src/` is never read or written, except by `--pristine`, which checks it equals the stub.
 
 use std::collections::BTreeMap;
@@ -13,28 +15,53 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::course::{Course, Lab};
 use crate::grade::{self, Build, Face, LabRun, Noise, Outcome};
+use crate::mistakes::Mistake;
 use crate::{readme, services, ui};
 
 /// How long one test executable may run before verify kills it.
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// A mistake's named tests should fail fast: graders put deadlines on every wait.
+const MISTAKE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Every lab proves at least this many known mistakes.
+const MIN_MISTAKES: usize = 3;
 
 pub struct Options {
     pub pristine: bool,
     pub services: bool,
     /// Also run the tooling's own unit tests (the runner and labkit).
     pub tooling: bool,
+    /// Prove the known mistakes too (`mistakes/*.patch`).
+    pub mistakes: bool,
+    /// Only the mistakes whose name contains this.
+    pub mistake_filter: Option<String>,
+}
+
+/// What verify found about one lab.
+#[derive(Default)]
+struct Verdict {
+    problems: Vec<String>,
+    tests: usize,
+    mistakes_caught: usize,
+    seconds: f64,
+    /// Whether the solution passed: mistakes are only meaningful against a passing solution.
+    solution_passes: bool,
 }
 
 pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
     let started = Instant::now();
     let labs: Vec<&Lab> = labs.iter().collect();
     println!(
-        "{} {} lab{}: every solution must pass, every stub must fail every test",
+        "{} {} lab{}: every solution must pass, every stub must fail every test{}",
         ui::cyan("verify:"),
         labs.len(),
-        if labs.len() == 1 { "" } else { "s" }
+        if labs.len() == 1 { "" } else { "s" },
+        if options.mistakes {
+            ", every known mistake must fail the tests it names"
+        } else {
+            ""
+        }
     );
-    let mut problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for lab in &labs {
         let mut found = readme::structure_problems(lab);
         if options.pristine && std::fs::read(lab.src()).ok() != std::fs::read(lab.problem()).ok() {
@@ -43,14 +70,20 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
                     .into(),
             );
         }
-        problems.insert(lab.package.clone(), found);
+        verdicts.insert(
+            lab.package.clone(),
+            Verdict {
+                problems: found,
+                ..Verdict::default()
+            },
+        );
     }
     if options.services {
         services::prepare(course, &labs)?;
     }
 
-    let problem_build = build_face(course, &labs, Face::Problem)?;
-    let solution_build = build_face(course, &labs, Face::Solution)?;
+    let problem_build = build_face(course, &labs, Face::Problem, "")?;
+    let solution_build = build_face(course, &labs, Face::Solution, "")?;
 
     let bar = ProgressBar::new(labs.len() as u64 * 2);
     bar.set_style(
@@ -58,7 +91,6 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let (mut passed, mut failed) = (0, 0);
     for lab in &labs {
         bar.set_message(format!("{} {} (stub)", lab.id(), lab.title));
         let stub = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
@@ -66,39 +98,56 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
         bar.set_message(format!("{} {} (solution)", lab.id(), lab.title));
         let solution = grade::run_lab(lab, &solution_build, TEST_TIMEOUT);
         bar.inc(1);
+        let verdict = verdicts
+            .get_mut(&lab.package)
+            .expect("every lab has a verdict");
+        judge(&stub, &solution, &mut verdict.problems);
+        verdict.tests = solution.tests.len();
+        verdict.solution_passes = solution.all_passed();
+        verdict.seconds += (stub.duration + solution.duration).as_secs_f64();
+    }
+    bar.finish_and_clear();
 
-        let found = problems.entry(lab.package.clone()).or_default();
-        judge(&stub, &solution, found);
-        let line = if found.is_empty() {
+    if options.mistakes {
+        prove_mistakes(
+            course,
+            &labs,
+            &mut verdicts,
+            options.mistake_filter.as_deref(),
+        )?;
+    }
+
+    let (mut passed, mut failed, mut caught) = (0, 0, 0);
+    for lab in &labs {
+        let verdict = &verdicts[&lab.package];
+        caught += verdict.mistakes_caught;
+        if verdict.problems.is_empty() {
             passed += 1;
-            format!(
+            let mistakes = if options.mistakes {
+                format!(", {} known mistakes caught", verdict.mistakes_caught)
+            } else {
+                String::new()
+            };
+            println!(
                 "{} {} {}",
                 ui::ok_mark(),
                 ui::lab_name(lab),
                 ui::dim(&format!(
-                    "{} tests pass on the solution, all fail on the stub ({:.1}s)",
-                    solution.tests.len(),
-                    (stub.duration + solution.duration).as_secs_f64()
+                    "{} tests pass on the solution, all fail on the stub{mistakes} ({:.1}s)",
+                    verdict.tests, verdict.seconds
                 ))
-            )
+            );
         } else {
             failed += 1;
-            let details: Vec<String> = found.iter().map(|p| ui::indent(p, 6)).collect();
-            format!(
+            let details: Vec<String> = verdict.problems.iter().map(|p| ui::indent(p, 6)).collect();
+            println!(
                 "{} {}\n{}",
                 ui::fail_mark(),
                 ui::lab_name(lab),
                 details.join("\n")
-            )
-        };
-        // A hidden bar (no terminal, as in CI) swallows its println: print directly then.
-        if bar.is_hidden() {
-            println!("{line}");
-        } else {
-            bar.println(line);
+            );
         }
     }
-    bar.finish_and_clear();
 
     let mut tooling_ok = true;
     if options.tooling {
@@ -111,14 +160,157 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
             started.elapsed().as_secs_f64()
         ))
     );
+    if options.mistakes {
+        println!("mistakes: {caught} caught");
+    }
     println!("verify: {passed} passed, {failed} failed");
     Ok(failed == 0 && tooling_ok)
 }
 
-fn build_face(course: &Course, labs: &[&Lab], face: Face) -> Result<Build> {
+/// Applies each lab's known mistakes to a scratch copy of its solution and requires the tests
+/// each one names to fail. Round `r` holds the `r`-th mistake of every lab, all built by one
+/// cargo invocation, so the number of builds is the largest number of mistakes in one lab.
+fn prove_mistakes(
+    course: &Course,
+    labs: &[&Lab],
+    verdicts: &mut BTreeMap<String, Verdict>,
+    filter: Option<&str>,
+) -> Result<()> {
+    let mut queues: Vec<(&Lab, Vec<Mistake>)> = Vec::new();
+    for lab in labs {
+        let verdict = verdicts
+            .get_mut(&lab.package)
+            .expect("every lab has a verdict");
+        let mut mistakes = Vec::new();
+        for path in lab.mistakes() {
+            match Mistake::load(&path) {
+                Ok(m) if filter.is_none_or(|f| m.name.contains(f)) => mistakes.push(m),
+                Ok(_) => {}
+                Err(e) => verdict.problems.push(format!("{e:#}")),
+            }
+        }
+        if filter.is_none() && mistakes.len() < MIN_MISTAKES {
+            verdict.problems.push(format!(
+                "{} known mistake(s) in mistakes/: a lab needs at least {MIN_MISTAKES}",
+                mistakes.len()
+            ));
+        }
+        if let Ok(readme) = std::fs::read_to_string(lab.readme()) {
+            let table = readme::section(&readme, "Requirements").unwrap_or_default();
+            for m in mistakes.iter().filter(|m| !table.contains(&m.name)) {
+                verdict.problems.push(format!(
+                    "README.md's requirement table does not name mistake `{}`",
+                    m.name
+                ));
+            }
+        }
+        if !verdict.solution_passes {
+            continue;
+        }
+        mistakes.reverse(); // popped from the back: first file first
+        queues.push((lab, mistakes));
+    }
+    let rounds = queues.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+    for round in 1..=rounds {
+        let mut this_round: Vec<(&Lab, Mistake)> = Vec::new();
+        for (lab, mistakes) in &mut queues {
+            let Some(mistake) = mistakes.pop() else {
+                continue;
+            };
+            let verdict = verdicts
+                .get_mut(&lab.package)
+                .expect("every lab has a verdict");
+            let patched = std::fs::read_to_string(lab.solution())
+                .map_err(anyhow::Error::from)
+                .and_then(|solution| mistake.apply(&solution));
+            match patched {
+                Ok(text) => {
+                    let scratch = lab.mistake_scratch();
+                    std::fs::create_dir_all(scratch.parent().expect("a folder"))?;
+                    std::fs::write(&scratch, text)?;
+                    this_round.push((lab, mistake));
+                }
+                Err(e) => verdict.problems.push(format!("{e:#}")),
+            }
+        }
+        if this_round.is_empty() {
+            continue;
+        }
+        let round_labs: Vec<&Lab> = this_round.iter().map(|(lab, _)| *lab).collect();
+        let build = build_face(
+            course,
+            &round_labs,
+            Face::Mistake,
+            &format!(" (round {round} of {rounds})"),
+        )?;
+        let bar = ProgressBar::new(this_round.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        for (lab, mistake) in &this_round {
+            bar.set_message(format!("{} mistake {}", lab.id(), mistake.name));
+            let run = grade::run_lab_only(lab, &build, MISTAKE_TIMEOUT, &mistake.caught_by);
+            bar.inc(1);
+            let verdict = verdicts
+                .get_mut(&lab.package)
+                .expect("every lab has a verdict");
+            verdict.seconds += run.duration.as_secs_f64();
+            match judge_mistake(mistake, &run) {
+                None => verdict.mistakes_caught += 1,
+                Some(problem) => verdict.problems.push(problem),
+            }
+        }
+        bar.finish_and_clear();
+    }
+    for lab in labs {
+        let _ = std::fs::remove_dir_all(lab.mistake_scratch().parent().expect("a folder"));
+    }
+    Ok(())
+}
+
+/// `None` when the mistake is caught: every test it names ran and failed.
+fn judge_mistake(mistake: &Mistake, run: &LabRun) -> Option<String> {
+    let name = &mistake.name;
+    if let Some(e) = &run.error {
+        return Some(if e.starts_with("does not compile") {
+            format!("mistake `{name}` {}", first_lines(e, 12))
+        } else {
+            format!("mistake `{name}`: the grader {}", first_lines(e, 12))
+        });
+    }
+    let mut problems = Vec::new();
+    for test in &mistake.caught_by {
+        match run.tests.iter().find(|t| &t.name == test) {
+            None => problems.push(format!(
+                "names test `{test}`, which the grader does not have"
+            )),
+            Some(t) if t.outcome == Outcome::Passed => {
+                problems.push(format!("survives: `{test}` passes against it"))
+            }
+            Some(t) if t.outcome == Outcome::Ignored => {
+                problems.push(format!("names `{test}`, which is ignored"))
+            }
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "mistake `{name}` ({}; breaks {}) {}",
+            mistake.what,
+            mistake.breaks,
+            problems.join("; ")
+        ))
+    }
+}
+
+fn build_face(course: &Course, labs: &[&Lab], face: Face, note: &str) -> Result<Build> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(format!(
-        "building {} graders against {}",
+        "building {} graders against {}{note}",
         labs.len(),
         face.name()
     ));

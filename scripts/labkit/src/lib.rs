@@ -45,7 +45,8 @@ pub mod wait;
 pub use process::{Output, Server, run, run_with_stdin};
 
 /// Path of the binary under test: `src/main.rs`, or with `--features problem` / `solution`
-/// the stub or the reference answer. Expands to a `&'static str`.
+/// the stub or the reference answer, or with `--features mistake` the known mistake verify is
+/// proving (a patched copy of the solution in `.mistake/main.rs`). Expands to a `&'static str`.
 ///
 /// ```ignore
 /// let out = labkit::run(labkit::lab_bin!(), &["test.txt"]);
@@ -53,33 +54,48 @@ pub use process::{Output, Server, run, run_with_stdin};
 #[macro_export]
 macro_rules! lab_bin {
     () => {{
-        #[cfg(feature = "solution")]
+        #[cfg(feature = "mistake")]
+        let bin = env!(concat!(
+            "CARGO_BIN_EXE_",
+            env!("CARGO_PKG_NAME"),
+            "-mistake"
+        ));
+        #[cfg(all(feature = "solution", not(feature = "mistake")))]
         let bin = env!(concat!(
             "CARGO_BIN_EXE_",
             env!("CARGO_PKG_NAME"),
             "-solution"
         ));
-        #[cfg(all(feature = "problem", not(feature = "solution")))]
+        #[cfg(all(
+            feature = "problem",
+            not(any(feature = "solution", feature = "mistake"))
+        ))]
         let bin = env!(concat!(
             "CARGO_BIN_EXE_",
             env!("CARGO_PKG_NAME"),
             "-problem"
         ));
-        #[cfg(not(any(feature = "problem", feature = "solution")))]
+        #[cfg(not(any(feature = "problem", feature = "solution", feature = "mistake")))]
         let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
         bin
     }};
 }
 
-/// Which face the grader was compiled against: `"src"`, `"problem"` or `"solution"`.
+/// Which face the grader was compiled against: `"src"`, `"problem"`, `"solution"` or
+/// `"mistake"`.
 #[macro_export]
 macro_rules! face {
     () => {{
-        #[cfg(feature = "solution")]
+        #[cfg(feature = "mistake")]
+        let face = "mistake";
+        #[cfg(all(feature = "solution", not(feature = "mistake")))]
         let face = "solution";
-        #[cfg(all(feature = "problem", not(feature = "solution")))]
+        #[cfg(all(
+            feature = "problem",
+            not(any(feature = "solution", feature = "mistake"))
+        ))]
         let face = "problem";
-        #[cfg(not(any(feature = "problem", feature = "solution")))]
+        #[cfg(not(any(feature = "problem", feature = "solution", feature = "mistake")))]
         let face = "src";
         face
     }};
@@ -99,13 +115,20 @@ macro_rules! lab_file {
 macro_rules! lab_mod {
     ($name:ident) => {
         #[allow(dead_code)]
-        #[cfg_attr(feature = "solution", path = "../solution/main.rs")]
+        #[cfg_attr(feature = "mistake", path = "../.mistake/main.rs")]
         #[cfg_attr(
-            all(feature = "problem", not(feature = "solution")),
+            all(feature = "solution", not(feature = "mistake")),
+            path = "../solution/main.rs"
+        )]
+        #[cfg_attr(
+            all(
+                feature = "problem",
+                not(any(feature = "solution", feature = "mistake"))
+            ),
             path = "../problem/main.rs"
         )]
         #[cfg_attr(
-            not(any(feature = "problem", feature = "solution")),
+            not(any(feature = "problem", feature = "solution", feature = "mistake")),
             path = "../src/main.rs"
         )]
         mod $name;

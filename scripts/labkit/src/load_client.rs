@@ -22,13 +22,49 @@
 //!    FIN, half with a reset.
 //!
 //! Any wrong byte, early close or error prints `error: ...` and exits 1; so does running out of
-//! time (`--timeout-secs`, default 60). One thread and one epoll instance do all of it.
+//! time (`--timeout-secs`, default 60). A bad command line is one line on stderr and exit code 2;
+//! `--help` lists the options. One thread and one epoll instance do all of it.
 
 use std::io::{self, BufRead};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    about = "Load client for the echo servers: N connections, M random messages each, every \
+             echo checked byte for byte"
+)]
+struct Args {
+    /// The echo server's address
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7000")]
+    addr: SocketAddr,
+    /// Connections open at the same time
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    connections: usize,
+    /// Messages per connection (at least 1)
+    #[arg(long, value_name = "M", default_value_t = 5)]
+    messages: usize,
+    /// Smallest message, in bytes (at least 1)
+    #[arg(long, value_name = "A", default_value_t = 1)]
+    min_len: usize,
+    /// Largest message, in bytes
+    #[arg(long, value_name = "B", default_value_t = 1024)]
+    max_len: usize,
+    /// Connections waiting for their first echo at most
+    #[arg(long, value_name = "W", default_value_t = 1000)]
+    window: usize,
+    /// Give up after this many seconds
+    #[arg(long, value_name = "T", default_value_t = 60)]
+    timeout_secs: u64,
+    /// After the connect phase, wait for a line on stdin before the message phase
+    #[arg(long)]
+    hold: bool,
+}
 
 struct Options {
     addr: SocketAddr,
@@ -41,46 +77,33 @@ struct Options {
     hold: bool,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
-        connections: 1000,
-        messages: 5,
-        min_len: 1,
-        max_len: 1024,
-        window: 1000,
-        timeout: Duration::from_secs(60),
-        hold: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--hold" {
-            options.hold = true;
-            continue;
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2).
+fn parse_args() -> Result<Options, ExitCode> {
+    let args = Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag}: not a number: {value}"))
-        };
-        match flag.as_str() {
-            "--addr" => {
-                options.addr = value
-                    .parse()
-                    .map_err(|_| format!("not an address: {value}"))?
-            }
-            "--connections" => options.connections = number()?,
-            "--messages" => options.messages = number()?.max(1),
-            "--min-len" => options.min_len = number()?.max(1),
-            "--max-len" => options.max_len = number()?.max(1),
-            "--window" => options.window = number()?.max(1),
-            "--timeout-secs" => options.timeout = Duration::from_secs(number()? as u64),
-            _ => return Err(format!("unknown option: {flag}")),
-        }
-    }
-    options.max_len = options.max_len.max(options.min_len);
-    Ok(options)
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "load client: {} (see --help)",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })?;
+    let min_len = args.min_len.max(1);
+    Ok(Options {
+        addr: args.addr,
+        connections: args.connections,
+        messages: args.messages.max(1),
+        min_len,
+        max_len: args.max_len.max(min_len),
+        window: args.window.max(1),
+        timeout: Duration::from_secs(args.timeout_secs),
+        hold: args.hold,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -569,8 +592,11 @@ fn run(options: Options) -> Result<(), String> {
 
 /// The client's entry point: parses `std::env::args` and runs.
 pub fn main() -> ExitCode {
-    let result = parse_args().and_then(run);
-    match result {
+    let options = match parse_args() {
+        Ok(options) => options,
+        Err(code) => return code,
+    };
+    match run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -37,32 +37,37 @@ impl Reply {
             .map(|v| v.to_str().unwrap_or_default().to_string())
     }
 
-    /// Asserts an RFC 9457 problem document with this status and stable `code`.
-    pub fn assert_problem(&self, status: u16, code: &str) -> Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "expected status {status} ({code}), got {} with body {:?}",
+    /// Asserts an RFC 9457 problem document with this status and stable `code`; `requirement`
+    /// is the lab's requirement number, named in the first line of every failure.
+    pub fn assert_problem(&self, requirement: u32, status: u16, code: &str) -> Value {
+        assert!(
+            self.status.as_u16() == status,
+            "requirement {requirement}: wanted a {status} `{code}` problem, got status {} with body {:?}",
             self.status,
             self.text
         );
         let content_type = self.header(CONTENT_TYPE.as_str()).unwrap_or_default();
         assert!(
             content_type.starts_with("application/problem+json"),
-            "a {status} must be `application/problem+json`, got {content_type:?} (body {:?})",
+            "requirement {requirement}: the {status} came as {content_type:?}; wanted \
+             `application/problem+json` (body {:?})",
             self.text
         );
         let problem = self.json();
-        assert_eq!(
-            problem["status"],
-            json!(status),
-            "`status` member: {problem}"
+        assert!(
+            problem["status"] == json!(status),
+            "requirement {requirement}: the problem's `status` member is {}; wanted {status}: {problem}",
+            problem["status"]
         );
-        assert_eq!(problem["code"], json!(code), "`code` member: {problem}");
+        assert!(
+            problem["code"] == json!(code),
+            "requirement {requirement}: the problem's `code` is {}; wanted {code:?}: {problem}",
+            problem["code"]
+        );
         for member in ["type", "title", "detail"] {
             assert!(
                 problem[member].as_str().is_some_and(|s| !s.is_empty()),
-                "the problem must have a non-empty string `{member}`: {problem}"
+                "requirement {requirement}: the problem has no non-empty string `{member}`: {problem}"
             );
         }
         problem
@@ -148,10 +153,10 @@ impl Api {
                 &json!({"title": title, "body": body}),
             )
             .await;
-        assert_eq!(
+        assert!(
+            reply.status == StatusCode::CREATED,
+            "creating a note: POST /notes answered {}; wanted 201 (body {:?})",
             reply.status,
-            StatusCode::CREATED,
-            "POST /notes must answer 201, got body {:?}",
             reply.text
         );
         reply.json()
@@ -183,12 +188,84 @@ pub fn random_body() -> String {
         .join(" ")
 }
 
-/// Checks the JSON form of a note.
-pub fn assert_note(note: &Value, title: &str, body: &str, version: i64) -> i64 {
-    assert_eq!(note["title"], json!(title), "title of {note}");
-    assert_eq!(note["body"], json!(body), "body of {note}");
-    assert_eq!(note["version"], json!(version), "version of {note}");
-    note["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("`id` must be an integer: {note}"))
+/// Random text of `0..=max_chars` characters for end-to-end comparisons: ASCII, accents, CJK,
+/// emoji, quotes, backslashes, control characters, and whitespace at either end (a body is
+/// stored as sent, never trimmed).
+pub fn random_text(max_chars: usize) -> String {
+    const PIECES: [&str; 14] = [
+        "a",
+        "Z",
+        "7",
+        " ",
+        "\n",
+        "\t",
+        "\"",
+        "\\",
+        "é",
+        "ß",
+        "漢",
+        "🦀",
+        "\u{1}",
+        "'; DROP TABLE notes; --",
+    ];
+    let mut rng = rand::rng();
+    let want = rng.random_range(0..=max_chars);
+    if want < 2 {
+        return " ".repeat(want);
+    }
+    // Whitespace at both ends, so a server that trims the body is seen.
+    let mut text = String::from(" ");
+    let mut chars = 1;
+    while chars < want - 1 {
+        let piece = PIECES[rng.random_range(0..PIECES.len())];
+        let n = piece.chars().count();
+        if chars + n > want - 1 {
+            text.push('x');
+            chars += 1;
+        } else {
+            text.push_str(piece);
+            chars += n;
+        }
+    }
+    text.push('\n');
+    text
+}
+
+/// Where two strings first differ, for a failure message that does not dump 10 000 characters.
+pub fn first_difference(got: &str, want: &str) -> String {
+    let (got_n, want_n) = (got.chars().count(), want.chars().count());
+    match got.chars().zip(want.chars()).position(|(a, b)| a != b) {
+        Some(i) => format!(
+            "{got_n} chars against {want_n}, first difference at char {i}: {:?} against {:?}",
+            got.chars().skip(i).take(12).collect::<String>(),
+            want.chars().skip(i).take(12).collect::<String>()
+        ),
+        None if got_n == want_n => "identical".to_string(),
+        None => format!("{got_n} chars against {want_n}, one is a prefix of the other"),
+    }
+}
+
+/// Checks the JSON form of a note under `requirement`; returns its id.
+pub fn assert_note(requirement: u32, note: &Value, title: &str, body: &str, version: i64) -> i64 {
+    assert!(
+        note["title"] == json!(title),
+        "requirement {requirement}: the note's title is {}; wanted {title:?} (note {note})",
+        note["title"]
+    );
+    let got_body = note["body"].as_str().unwrap_or_else(|| {
+        panic!("requirement {requirement}: the note's `body` is not a string: {note}")
+    });
+    assert!(
+        got_body == body,
+        "requirement {requirement}: the note's body differs from the one sent: {}",
+        first_difference(got_body, body)
+    );
+    assert!(
+        note["version"] == json!(version),
+        "requirement {requirement}: the note's version is {}; wanted {version} (note {note})",
+        note["version"]
+    );
+    note["id"].as_i64().unwrap_or_else(|| {
+        panic!("requirement {requirement}: the note's `id` is not an integer: {note}")
+    })
 }

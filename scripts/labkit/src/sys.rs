@@ -81,6 +81,94 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// What the threads of a process did: context switches and CPU time, summed over the threads
+/// kept by a filter on their name (`/proc/<pid>/task/<tid>/comm`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Voluntary plus involuntary context switches: every sleep that ends is one.
+    pub switches: u64,
+    /// User plus system CPU time, in clock ticks (normally 10 ms each).
+    pub cpu_ticks: u64,
+    /// Threads counted.
+    pub threads: usize,
+}
+
+/// The current [`Activity`] of the threads of `pid` whose name `keep` accepts.
+pub fn activity(pid: u32, mut keep: impl FnMut(&str) -> bool) -> Activity {
+    let mut total = Activity::default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !keep(comm.trim_end()) {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let ticks = stat.rfind(')').map_or(0, |end| {
+            let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
+            let at = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            at(11) + at(12)
+        });
+        total.switches += field("voluntary_ctxt_switches") + field("nonvoluntary_ctxt_switches");
+        total.cpu_ticks += ticks;
+        total.threads += 1;
+    }
+    total
+}
+
+/// What the kept threads of `pid` did while the caller waited `window` without giving them
+/// work. A thread asleep in `epoll_wait`, `futex` or `accept` does nothing: no switch, no tick.
+/// A thread that polls with a 1 ms timeout switches about once per millisecond; a thread that
+/// spins burns CPU ticks.
+pub fn idle_activity(
+    pid: u32,
+    window: std::time::Duration,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Activity {
+    let before = activity(pid, &mut keep);
+    std::thread::sleep(window);
+    let after = activity(pid, &mut keep);
+    Activity {
+        switches: after.switches.saturating_sub(before.switches),
+        cpu_ticks: after.cpu_ticks.saturating_sub(before.cpu_ticks),
+        threads: after.threads,
+    }
+}
+
+/// Panics unless the kept threads of `pid` stay asleep for one idle second: at most 20
+/// context switches (a 50 ms poll would make 20; a 1 ms poll makes about 1000) and at most
+/// 5 CPU ticks. `what` names the requirement, for example `"requirement 5: idle workers sleep"`.
+/// Counts, not durations: the bound holds however busy the machine's other cores are.
+pub fn assert_asleep(pid: u32, what: &str, keep: impl FnMut(&str) -> bool) {
+    const MAX_SWITCHES: u64 = 20;
+    const MAX_TICKS: u64 = 5;
+    let idle = idle_activity(pid, std::time::Duration::from_secs(1), keep);
+    assert!(
+        idle.switches <= MAX_SWITCHES && idle.cpu_ticks <= MAX_TICKS,
+        "{what}: over one idle second, {} thread(s) woke {} times and used {} CPU ticks; \
+         wanted at most {MAX_SWITCHES} wake-ups and {MAX_TICKS} ticks (something polls or spins \
+         instead of sleeping until there is work)",
+        idle.threads,
+        idle.switches,
+        idle.cpu_ticks
+    );
+}
+
 /// Whether the current user is root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
@@ -98,6 +186,34 @@ mod tests {
         assert!(thread_count(pid).unwrap() >= 1);
         assert!(fd_count(pid) >= 3);
         assert!(cpu_ticks(pid).is_some());
+    }
+
+    #[test]
+    fn a_sleeping_thread_is_asleep_and_a_polling_one_is_not() {
+        let pid = std::process::id();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sleeper = std::thread::Builder::new()
+            .name("lk-sleeper".into())
+            .spawn(|| std::thread::park_timeout(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let flag = stop.clone();
+        let poller = std::thread::Builder::new()
+            .name("lk-poller".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+            .unwrap();
+        assert_asleep(pid, "the sleeper", |name| name == "lk-sleeper");
+        let idle = idle_activity(pid, std::time::Duration::from_millis(300), |n| {
+            n == "lk-poller"
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        poller.join().unwrap();
+        sleeper.thread().unpark();
+        sleeper.join().unwrap();
+        assert!(idle.switches > 60, "{idle:?}");
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct Upstream {
     addr: SocketAddr,
     handler: Arc<Handler>,
     requests: Arc<Mutex<Vec<Request>>>,
+    /// TCP connections accepted so far (over every restart).
+    accepted: Arc<AtomicU64>,
     running: Option<Running>,
 }
 
@@ -160,6 +162,7 @@ impl Upstream {
             addr,
             handler: Arc::new(handler),
             requests: Arc::new(Mutex::new(Vec::new())),
+            accepted: Arc::new(AtomicU64::new(0)),
             running: None,
         };
         upstream.run(listener);
@@ -190,6 +193,19 @@ impl Upstream {
             .iter()
             .filter(|r| pred(r))
             .count()
+    }
+
+    /// How many TCP connections the upstream has accepted so far: a proxy that reuses its
+    /// upstream connections makes fewer than one per request.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// How many connections are open right now (accepted and not yet closed by either side).
+    pub fn connections_open(&self) -> usize {
+        self.running
+            .as_ref()
+            .map_or(0, |running| running.conns.lock().unwrap().len())
     }
 
     /// Whether the upstream is accepting connections.
@@ -239,7 +255,8 @@ impl Upstream {
         let accept = {
             let (stop, conns) = (stop.clone(), conns.clone());
             let (handler, requests) = (self.handler.clone(), self.requests.clone());
-            thread::spawn(move || accept_loop(listener, stop, conns, handler, requests))
+            let accepted = self.accepted.clone();
+            thread::spawn(move || accept_loop(listener, stop, conns, accepted, handler, requests))
         };
         self.running = Some(Running {
             stop,
@@ -259,6 +276,7 @@ fn accept_loop(
     listener: TcpListener,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    accepted: Arc<AtomicU64>,
     handler: Arc<Handler>,
     requests: Arc<Mutex<Vec<Request>>>,
 ) {
@@ -268,6 +286,7 @@ fn accept_loop(
             return;
         }
         let Ok(stream) = stream else { continue };
+        accepted.fetch_add(1, Ordering::SeqCst);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         if let Ok(clone) = stream.try_clone() {
             conns.lock().unwrap().insert(id, clone);
@@ -596,6 +615,22 @@ mod tests {
             assert_eq!(read_response(&mut reader).unwrap().body, b"ok");
         }
         assert_eq!(upstream.requests().len(), 3);
+        assert_eq!(
+            upstream.connections_accepted(),
+            1,
+            "one connection for three requests"
+        );
+        assert_eq!(upstream.connections_open(), 1);
+        drop((stream, reader));
+        let deadline = Instant::now() + NET_TIMEOUT;
+        while upstream.connections_open() > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            upstream.connections_open(),
+            0,
+            "the closed connection is forgotten"
+        );
     }
 
     #[test]

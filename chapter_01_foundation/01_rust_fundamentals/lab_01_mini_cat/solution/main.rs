@@ -30,8 +30,10 @@ pub struct Config {
 /// Why the program stopped early.
 #[derive(Debug)]
 pub enum CatError {
-    /// The command line is wrong: exit code 2, with the usage.
+    /// The command line is wrong: exit code 2, with the usage, on one line of stderr.
     Usage(String),
+    /// `--help` or `-h`: not a failure; the usage goes to stdout and the exit code is 0.
+    Help,
     /// The input could not be opened or read: exit code 1, naming the file.
     Input { path: PathBuf, source: io::Error },
     /// Standard output failed (a closed pipe is not reported as an error).
@@ -41,7 +43,8 @@ pub enum CatError {
 impl fmt::Display for CatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CatError::Usage(why) => write!(f, "{why}\n{USAGE}"),
+            CatError::Usage(why) => write!(f, "{why}; {USAGE}"),
+            CatError::Help => write!(f, "{USAGE}"),
             CatError::Input { path, source } => write!(f, "{}: {source}", path.display()),
             CatError::Output(source) => write!(f, "cannot write to stdout: {source}"),
         }
@@ -49,13 +52,15 @@ impl fmt::Display for CatError {
 }
 
 /// Parses the arguments after the program name. `-n` may stand anywhere; after `--` every
-/// argument is positional, so `mini_cat f -- -n` searches for the text `-n`.
+/// argument is positional, so `mini_cat f -- -n` searches for the text `-n`. `--help` (or `-h`)
+/// anywhere before `--` asks for the usage.
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Config, CatError> {
     let mut number = false;
     let mut positional = Vec::new();
     let mut only_positional = false;
     for arg in args {
         match arg.to_str() {
+            Some("-h" | "--help") if !only_positional => return Err(CatError::Help),
             Some("-n") if !only_positional => number = true,
             Some("--") if !only_positional => only_positional = true,
             Some(flag) if flag.starts_with('-') && flag.len() > 1 && !only_positional => {
@@ -125,6 +130,12 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CatError::Help) => {
+            println!("{USAGE}\n\nPrints <file>, only its lines that contain [pattern] if given.");
+            println!("  -n          number the printed lines (their numbers in the file)");
+            println!("  -h, --help  print this help");
+            ExitCode::SUCCESS
+        }
         // `mini_cat big.txt | head` closes the pipe early: that is success, not an error.
         Err(CatError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e @ CatError::Usage(_)) => {

@@ -1,3 +1,47 @@
+//! ## Goal
+//! Add up a large `&[u64]` with N threads, three ways, and compare them with one thread:
+//!
+//! - **scoped threads** (`std::thread::scope`), each borrowing its chunk of the slice and returning
+//!   its partial sum through its `JoinHandle`;
+//! - **`Arc` + `Mutex`**: plain `std::thread::spawn` threads, which must own what they use, share the
+//!   data through an `Arc<[u64]>` and add their partial sums into an `Arc<Mutex<u128>>`;
+//! - **a channel**: the same threads send their partial sums through `std::sync::mpsc`.
+//!
+//! ## Requirements
+//! 1. `sum_sequential(data)` returns the exact sum of `data` as a `u128`.
+//! 2. `sum_scoped(data, threads)`, `sum_mutex(data, threads)` and `sum_channel(data, threads)`
+//!    return `Ok` of exactly the same sum, for any input and any `threads >= 1`. Each splits the
+//!    data into at most `threads` contiguous chunks (exactly `threads` when the length is a multiple
+//!    of `threads`) and sums each chunk on a thread of its own; the threads run at the same time,
+//!    and the calling thread only starts them, waits and adds the partial sums.
+//! 3. `threads == 0` returns `Err(SumError::ZeroThreads)`: no panic, no hang. The binary turns it
+//!    into a message on stderr and exit code 2.
+//! 4. More threads than elements works (3 elements, 64 threads: the right sum).
+//! 5. An empty slice sums to 0, whatever the number of threads.
+//! 6. The binary (`ch1_parallel_sum [--len N] [--threads T]`, 100 M elements and one thread per
+//!    CPU by default) prints a table of the four ways and a last line `sum = <total>`, where
+//!    element `i` is `value_at(i)`. `--help` prints the usage (exit 0); a bad argument is one line on
+//!    stderr and exit code 2.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 1.2    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `sum_sequential(data)` returns the exact sum of `data` as a `u128`
+//! - [ ] Requirement 2: `sum_scoped(data, threads)`, `sum_mutex(data, threads)` and
+//!   `sum_channel(data, threads)` return `Ok` of exactly the same sum, for any input and any
+//!   `threads >= 1`
+//! - [ ] Requirement 3: `threads == 0` returns `Err(SumError::ZeroThreads)`: no panic, no hang
+//! - [ ] Requirement 4: More threads than elements works (3 elements, 64 threads: the right sum)
+//! - [ ] Requirement 5: An empty slice sums to 0, whatever the number of threads
+//! - [ ] Requirement 6: The binary (`ch1_parallel_sum [--len N] [--threads T]`, 100 M elements and
+//!   one thread per CPU by default) prints a table of the four ways and a last line `sum =
+//!   <total>`, where element `i` is `value_at(i)`
+//!
+//! ## Notes
+//!
 //! Parallel Sum: add up a large `&[u64]` with N threads, three ways, and time them.
 //!
 //! Write the four `sum_*` functions below; `main` is written for you: it builds the data, times
@@ -15,6 +59,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 pub const USAGE: &str = "usage: parallel_sum [--len N] [--threads T]";
 
@@ -68,29 +114,35 @@ pub fn value_at(i: usize) -> u64 {
     (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// What the command line asks for.
+/// Adds up `--len` values with `--threads` threads, three parallel ways and one thread, and
+/// prints how long each way took.
+#[derive(Parser)]
+#[command(name = "parallel_sum")]
 struct Args {
+    /// How many u64 values to add up (8 bytes each)
+    #[arg(long, value_name = "N", default_value_t = 100_000_000)]
     len: usize,
-    threads: usize,
+    /// Threads for the parallel ways [default: one per CPU]
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args {
-        len: 100_000_000,
-        threads: thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    while let Some(flag) = args.next() {
-        let slot = match flag.as_str() {
-            "--len" => &mut parsed.len,
-            "--threads" => &mut parsed.threads,
-            other => return Err(format!("unknown argument: {other}")),
-        };
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        *slot = value
-            .parse()
-            .map_err(|_| format!("{flag}: not a number: {value}"))?;
-    }
-    Ok(parsed)
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "parallel_sum: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// One line of the table.
@@ -133,16 +185,14 @@ fn measure_all(data: &Arc<[u64]>, threads: usize) -> Result<Vec<Row>, SumError> 
 }
 
 fn main() -> ExitCode {
-    // args_os: a non-UTF-8 argument is reported as unknown instead of panicking in env::args.
-    let args = std::env::args_os().skip(1);
-    let args = match parse_args(args.map(|a| a.to_string_lossy().into_owned())) {
+    let args = match parse_args() {
         Ok(args) => args,
-        Err(why) => {
-            eprintln!("parallel_sum: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let (len, threads) = (args.len, args.threads);
+    let len = args.len;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
     // Collecting into `Arc<[u64]>` allocates once; `&data` derefs to the `&[u64]` of the
     // scoped way, and the other two clone the `Arc`.
     let data: Arc<[u64]> = (0..len).map(value_at).collect();

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
 pub const USAGE: &str = "usage: parallel_sum [--len N] [--threads T]";
 
 /// Why a sum could not be computed.
@@ -132,29 +134,35 @@ pub fn value_at(i: usize) -> u64 {
     (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// What the command line asks for.
+/// Adds up `--len` values with `--threads` threads, three parallel ways and one thread, and
+/// prints how long each way took.
+#[derive(Parser)]
+#[command(name = "parallel_sum")]
 struct Args {
+    /// How many u64 values to add up (8 bytes each)
+    #[arg(long, value_name = "N", default_value_t = 100_000_000)]
     len: usize,
-    threads: usize,
+    /// Threads for the parallel ways [default: one per CPU]
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args {
-        len: 100_000_000,
-        threads: thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    while let Some(flag) = args.next() {
-        let slot = match flag.as_str() {
-            "--len" => &mut parsed.len,
-            "--threads" => &mut parsed.threads,
-            other => return Err(format!("unknown argument: {other}")),
-        };
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        *slot = value
-            .parse()
-            .map_err(|_| format!("{flag}: not a number: {value}"))?;
-    }
-    Ok(parsed)
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "parallel_sum: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// One line of the table.
@@ -197,16 +205,14 @@ fn measure_all(data: &Arc<[u64]>, threads: usize) -> Result<Vec<Row>, SumError> 
 }
 
 fn main() -> ExitCode {
-    // args_os: a non-UTF-8 argument is reported as unknown instead of panicking in env::args.
-    let args = std::env::args_os().skip(1);
-    let args = match parse_args(args.map(|a| a.to_string_lossy().into_owned())) {
+    let args = match parse_args() {
         Ok(args) => args,
-        Err(why) => {
-            eprintln!("parallel_sum: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let (len, threads) = (args.len, args.threads);
+    let len = args.len;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
     // Collecting into `Arc<[u64]>` allocates once; `&data` derefs to the `&[u64]` of the
     // scoped way, and the other two clone the `Arc`.
     let data: Arc<[u64]> = (0..len).map(value_at).collect();

@@ -88,10 +88,10 @@ fn matches_oracle_on_random_inputs(way: Way) {
         let threads = rng.random_range(1..=12);
         let expected = oracle(&data);
         let len = data.len();
-        assert_eq!(
-            sum_with(way, data, threads),
-            Ok(expected),
-            "{way:?} sum of {len} random u64 with {threads} threads"
+        let got = sum_with(way, data, threads);
+        assert!(
+            got == Ok(expected),
+            "requirement 2: {way:?} sum of {len} random u64 with {threads} threads returned {got:?}, wanted Ok({expected})"
         );
     }
 }
@@ -102,8 +102,12 @@ fn sequential_sum_matches_the_oracle() {
     for _ in 0..20 {
         let data = random_data(random_len());
         let expected = oracle(&data);
+        let len = data.len();
         let got = within_timeout("sum_sequential".into(), move || lab::sum_sequential(&data));
-        assert_eq!(got, expected);
+        assert!(
+            got == expected,
+            "requirement 1: sum_sequential of {len} random u64 returned {got}, wanted {expected}"
+        );
     }
 }
 
@@ -128,13 +132,17 @@ fn channel_matches_the_sequential_oracle() {
 fn sums_beyond_u64_max_are_exact() {
     let len = rand::rng().random_range(1_000..3_000);
     let expected = len as u128 * u64::MAX as u128;
-    assert_eq!(lab::sum_sequential(&vec![u64::MAX; len]), expected);
+    let got = lab::sum_sequential(&vec![u64::MAX; len]);
+    assert!(
+        got == expected,
+        "requirement 1: sum_sequential of {len} x u64::MAX returned {got}, wanted {expected}"
+    );
     for way in WAYS {
         for threads in [1, 3, 8] {
-            assert_eq!(
-                sum_with(way, vec![u64::MAX; len], threads),
-                Ok(expected),
-                "{way:?}: {len} x u64::MAX with {threads} threads"
+            let got = sum_with(way, vec![u64::MAX; len], threads);
+            assert!(
+                got == Ok(expected),
+                "requirement 2: {way:?} sum of {len} x u64::MAX with {threads} threads returned {got:?}, wanted Ok({expected})"
             );
         }
     }
@@ -145,10 +153,10 @@ fn sums_beyond_u64_max_are_exact() {
 fn zero_threads_is_an_error_for_every_way() {
     for way in WAYS {
         for len in [0, 1, random_len()] {
-            assert_eq!(
-                sum_with(way, random_data(len), 0),
-                Err(SumError::ZeroThreads),
-                "{way:?} with 0 threads and {len} elements"
+            let got = sum_with(way, random_data(len), 0);
+            assert!(
+                got == Err(SumError::ZeroThreads),
+                "requirement 3: {way:?} sum of {len} elements with 0 threads returned {got:?}, wanted Err(ZeroThreads)"
             );
         }
     }
@@ -164,10 +172,10 @@ fn more_threads_than_elements_works() {
             let threads = rng.random_range(data.len() + 1..=64);
             let expected = oracle(&data);
             let len = data.len();
-            assert_eq!(
-                sum_with(way, data, threads),
-                Ok(expected),
-                "{way:?}: {len} elements, {threads} threads"
+            let got = sum_with(way, data, threads);
+            assert!(
+                got == Ok(expected),
+                "requirement 4: {way:?} sum of {len} elements with {threads} threads returned {got:?}, wanted Ok({expected})"
             );
         }
     }
@@ -176,13 +184,17 @@ fn more_threads_than_elements_works() {
 // Requirement 5: an empty slice sums to 0 whatever the number of threads.
 #[test]
 fn empty_input_sums_to_zero() {
-    assert_eq!(lab::sum_sequential(&[]), 0);
+    let got = lab::sum_sequential(&[]);
+    assert!(
+        got == 0,
+        "requirement 5: sum_sequential of an empty slice returned {got}, wanted 0"
+    );
     for way in WAYS {
         for threads in [1, 2, rand::rng().random_range(3..100)] {
-            assert_eq!(
-                sum_with(way, Vec::new(), threads),
-                Ok(0),
-                "{way:?}: empty input, {threads} threads"
+            let got = sum_with(way, Vec::new(), threads);
+            assert!(
+                got == Ok(0),
+                "requirement 5: {way:?} sum of an empty slice with {threads} threads returned {got:?}, wanted Ok(0)"
             );
         }
     }
@@ -198,34 +210,59 @@ fn binary_prints_the_table_and_the_exact_sum() {
     // The sums take milliseconds: a run that lasts longer is hung (see TIMEOUT).
     let out = labkit::process::run_command(cmd, b"", 2 * TIMEOUT);
     let stdout = out.stdout_str();
-    assert_eq!(
+    assert!(
+        out.code() == Some(0),
+        "requirement 6: the binary exited with {:?}, wanted 0; stdout:\n{stdout}\nstderr:\n{}",
         out.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
         out.stderr_str()
     );
     for way in ["scoped chunks", "arc + mutex", "mpsc channel", "1 thread"] {
         assert!(
             stdout.lines().any(|l| l.starts_with(way)),
-            "a row for `{way}` in:\n{stdout}"
+            "requirement 6: no row for `{way}` in the table:\n{stdout}"
         );
     }
-    assert!(!stdout.contains("WRONG"), "every way agrees:\n{stdout}");
+    assert!(
+        !stdout.contains("WRONG"),
+        "requirement 6: a way disagrees with the others:\n{stdout}"
+    );
     assert!(
         stdout.lines().any(|l| l == format!("sum = {expected}")),
-        "the line `sum = {expected}` in:\n{stdout}"
+        "requirement 6: no line `sum = {expected}` in:\n{stdout}"
     );
 }
 
-// Requirement 3, through the binary: --threads 0 is a clear error with exit code 2.
+// Requirement 3, through the binary: --threads 0 is a clear error with exit code 2; so is any
+// bad argument, and --help prints the usage.
 #[test]
-fn binary_rejects_zero_threads_with_exit_code_2() {
+fn binary_rejects_bad_arguments_with_exit_code_2() {
     let out = run(lab_bin!(), &["--len", "1000", "--threads", "0"]);
     let stderr = out.stderr_str();
-    assert_eq!(out.code(), Some(2), "exit code 2; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
+    assert!(
+        out.code() == Some(2) && !stderr.contains("panicked"),
+        "requirement 3: --threads 0 exited with {:?}, wanted 2 without a panic; stderr: {stderr:?}",
+        out.code()
+    );
     assert!(
         stderr.contains("thread"),
-        "the message names the problem: {stderr}"
+        "requirement 3: the message for --threads 0 does not name the threads: {stderr:?}"
+    );
+    let cases: [&[&str]; 3] = [&["--bogus"], &["--len", "many"], &["--threads"]];
+    for args in cases {
+        let out = run(lab_bin!(), args);
+        let stderr = out.stderr_str();
+        assert!(
+            out.code() == Some(2) && stderr.trim_end().lines().count() == 1,
+            "requirement 6: {args:?} exited with {:?} and {} lines on stderr, wanted exit 2 and one line: {stderr:?}",
+            out.code(),
+            stderr.trim_end().lines().count()
+        );
+    }
+    let out = run(lab_bin!(), &["--help"]);
+    assert!(
+        out.code() == Some(0) && out.stdout_str().to_lowercase().contains("usage"),
+        "requirement 6: --help exited with {:?}, wanted 0 and the usage on stdout; stdout: {:?}",
+        out.code(),
+        out.stdout_str()
     );
 }

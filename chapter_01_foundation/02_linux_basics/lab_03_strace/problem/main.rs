@@ -1,3 +1,55 @@
+//! ## Goal
+//! Write a small program whose system calls follow a contract, and prove it with `strace`. Every
+//! line of Rust you write here turns into a system call you can point at: `File::open` is an
+//! `openat`, `read` is a `read`, the end of a scope is a `close`, `sync_all` is an `fsync`. The
+//! grader runs your binary under `strace` and checks the sequence, the flags and the counts.
+//!
+//! ## Requirements
+//! 1. `copy <src> <dst>` makes `dst` a byte-identical copy of `src` and exits 0.
+//! 2. `src` is opened once, read-only (`O_RDONLY`), *before* `dst` is opened once with `O_WRONLY`,
+//!    `O_CREAT`, `O_TRUNC` and mode `0644`.
+//! 3. The source is read through one 64 KiB buffer: every `read` asks for 65536 bytes, and a file of
+//!    `size` bytes takes exactly `ceil(size / 65536) + 1` reads (the last one returns 0; an empty
+//!    file takes one read).
+//! 4. Each chunk read is written once: `ceil(size / 65536)` writes to `dst`, adding up to `size`.
+//! 5. The source is closed after its last read and before `fsync(dst)`; `fsync(dst)` comes after
+//!    the last write, then `close(dst)`. Each happens exactly once, by scope and `drop`, not by
+//!    `std::process::exit` (which skips destructors, so no `close` would appear).
+//! 6. An existing, longer `dst` is truncated: afterwards it holds exactly the source.
+//! 7. Errors are one line on stderr naming the file, and exit code 1: a missing source (and then
+//!    nothing is created), a destination in a directory that does not exist.
+//! 8. `lines <n>` writes `line 1\n` .. `line <n>\n` to stdout; so does `lines <n> --buffered`.
+//!    `--help` prints the usage on stdout (exit 0); a bad command line is one line on stderr,
+//!    with exit code 2.
+//! 9. Unbuffered, each line is exactly one `write(1, ...)`.
+//! 10. Buffered, there are at least 10 times fewer `write` calls than unbuffered.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 1.3    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `copy <src> <dst>` makes `dst` a byte-identical copy of `src` and exits 0
+//! - [ ] Requirement 2: `src` is opened once, read-only (`O_RDONLY`), *before* `dst` is opened once
+//!   with `O_WRONLY`, `O_CREAT`, `O_TRUNC` and mode `0644`
+//! - [ ] Requirement 3: The source is read through one 64 KiB buffer: every `read` asks for 65536
+//!   bytes, and a file of `size` bytes takes exactly `ceil(size / 65536) + 1` reads (the last one
+//!   returns 0; an empty file takes one read)
+//! - [ ] Requirement 4: Each chunk read is written once: `ceil(size / 65536)` writes to `dst`,
+//!   adding up to `size`
+//! - [ ] Requirement 5: The source is closed after its last read and before `fsync(dst)`;
+//!   `fsync(dst)` comes after the last write, then `close(dst)`
+//! - [ ] Requirement 6: An existing, longer `dst` is truncated: afterwards it holds exactly the
+//!   source
+//! - [ ] Requirement 7: Errors are one line on stderr naming the file, and exit code 1: a missing
+//!   source (and then nothing is created), a destination in a directory that does not exist
+//! - [ ] Requirement 8: `lines <n>` writes `line 1\n`
+//! - [ ] Requirement 9: Unbuffered, each line is exactly one `write(1, ...)`
+//! - [ ] Requirement 10: Buffered, there are at least 10 times fewer `write` calls than unbuffered
+//!
+//! ## Notes
+//!
 //! strace Lab: a program whose system calls follow a contract, proven with `strace`.
 //!
 //! - `copy <src> <dst>`: open `src` read-only, create `dst` with mode 0644, copy through one
@@ -12,14 +64,14 @@
 //! Remove the `allow` below once every argument is used.
 #![allow(unused_variables)]
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub const USAGE: &str =
-    "usage: strace_lab copy <src> <dst>\n       strace_lab lines <n> [--buffered]";
+use clap::{Parser, Subcommand};
+
+pub const USAGE: &str = "usage: strace_lab copy <src> <dst> | strace_lab lines <n> [--buffered]";
 
 /// The size of the one buffer `copy` reads into: `read` is called with exactly this count.
 pub const BUF_SIZE: usize = 64 * 1024;
@@ -27,8 +79,6 @@ pub const BUF_SIZE: usize = 64 * 1024;
 /// Why the program stopped early.
 #[derive(Debug)]
 pub enum LabError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// A file could not be opened, read, written or synced: exit code 1, naming the file.
     File { path: PathBuf, source: io::Error },
     /// Standard output failed.
@@ -38,7 +88,6 @@ pub enum LabError {
 impl fmt::Display for LabError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LabError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             LabError::File { path, source } => write!(f, "{}: {source}", path.display()),
             LabError::Output(source) => write!(f, "cannot write to stdout: {source}"),
         }
@@ -69,52 +118,57 @@ pub fn write_lines(n: u64, buffered: bool) -> Result<(), LabError> {
     todo!("writeln! to io::stdout().lock(), or to a BufWriter around it; flush at the end")
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Copy { src: PathBuf, dst: PathBuf },
-    Lines { n: u64, buffered: bool },
+/// A program whose system calls follow a contract, to read with `strace`.
+#[derive(Debug, Parser)]
+#[command(name = "strace_lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// Parses the arguments after the program name. Paths are `OsString`s: a file name on Linux
-/// is bytes, not necessarily UTF-8.
-pub fn parse_args(args: &[OsString]) -> Result<Command, LabError> {
-    let usage = |why: &str| Err(LabError::Usage(why.to_string()));
-    match args {
-        [cmd, src, dst] if cmd == "copy" => Ok(Command::Copy {
-            src: src.into(),
-            dst: dst.into(),
-        }),
-        [cmd, n, rest @ ..] if cmd == "lines" => {
-            let buffered = match rest {
-                [] => false,
-                [flag] if flag == "--buffered" => true,
-                _ => return usage("lines takes <n> and an optional --buffered"),
-            };
-            match n.to_str().and_then(|n| n.parse().ok()) {
-                Some(n) => Ok(Command::Lines { n, buffered }),
-                None => usage(&format!("not a number of lines: {}", n.to_string_lossy())),
-            }
+/// What the command line asks for. Paths are `PathBuf`s: a file name on Linux is bytes, not
+/// necessarily UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Copy <SRC> to <DST> through one 64 KiB buffer, then fsync it
+    Copy { src: PathBuf, dst: PathBuf },
+    /// Write `line 1` .. `line <N>` to stdout
+    Lines {
+        n: u64,
+        /// Through a BufWriter: far fewer write calls
+        #[arg(long)]
+        buffered: bool,
+    },
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad command line is
+/// one line on stderr (exit 2), shorter than clap's own message.
+fn parse_args() -> Result<Command, ExitCode> {
+    Cli::try_parse().map(|cli| cli.command).map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-        [] => usage("missing command"),
-        _ => usage("unknown command or wrong number of arguments"),
-    }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!("strace_lab: {}; {USAGE}", why.trim_start_matches("error: "));
+        ExitCode::from(2)
+    })
 }
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let result = parse_args(&args).and_then(|command| match command {
+    let command = match parse_args() {
+        Ok(command) => command,
+        Err(code) => return code,
+    };
+    let result = match command {
         Command::Copy { src, dst } => copy(&src, &dst).map(|_| ()),
         Command::Lines { n, buffered } => write_lines(n, buffered),
-    });
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `strace_lab lines 1000000 | head` closes the pipe early: that is success.
         Err(LabError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e @ LabError::Usage(_)) => {
-            eprintln!("strace_lab: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("strace_lab: {e}");
             ExitCode::from(1)

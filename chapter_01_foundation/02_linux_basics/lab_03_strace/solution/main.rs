@@ -12,7 +12,6 @@
 //! before the file goes away. The source is closed first because we are done with it: holding
 //! descriptors longer than needed is how servers run out of them.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -20,8 +19,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub const USAGE: &str =
-    "usage: strace_lab copy <src> <dst>\n       strace_lab lines <n> [--buffered]";
+use clap::{Parser, Subcommand};
+
+pub const USAGE: &str = "usage: strace_lab copy <src> <dst> | strace_lab lines <n> [--buffered]";
 
 /// The size of the one buffer `copy` reads into: `read` is called with exactly this count.
 pub const BUF_SIZE: usize = 64 * 1024;
@@ -29,8 +29,6 @@ pub const BUF_SIZE: usize = 64 * 1024;
 /// Why the program stopped early.
 #[derive(Debug)]
 pub enum LabError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// A file could not be opened, read, written or synced: exit code 1, naming the file.
     File { path: PathBuf, source: io::Error },
     /// Standard output failed.
@@ -40,7 +38,6 @@ pub enum LabError {
 impl fmt::Display for LabError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LabError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             LabError::File { path, source } => write!(f, "{}: {source}", path.display()),
             LabError::Output(source) => write!(f, "cannot write to stdout: {source}"),
         }
@@ -123,52 +120,57 @@ fn print_lines(n: u64, mut out: impl Write) -> io::Result<()> {
     out.flush()
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Copy { src: PathBuf, dst: PathBuf },
-    Lines { n: u64, buffered: bool },
+/// A program whose system calls follow a contract, to read with `strace`.
+#[derive(Debug, Parser)]
+#[command(name = "strace_lab")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// Parses the arguments after the program name. Paths are `OsString`s: a file name on Linux
-/// is bytes, not necessarily UTF-8.
-pub fn parse_args(args: &[OsString]) -> Result<Command, LabError> {
-    let usage = |why: &str| Err(LabError::Usage(why.to_string()));
-    match args {
-        [cmd, src, dst] if cmd == "copy" => Ok(Command::Copy {
-            src: src.into(),
-            dst: dst.into(),
-        }),
-        [cmd, n, rest @ ..] if cmd == "lines" => {
-            let buffered = match rest {
-                [] => false,
-                [flag] if flag == "--buffered" => true,
-                _ => return usage("lines takes <n> and an optional --buffered"),
-            };
-            match n.to_str().and_then(|n| n.parse().ok()) {
-                Some(n) => Ok(Command::Lines { n, buffered }),
-                None => usage(&format!("not a number of lines: {}", n.to_string_lossy())),
-            }
+/// What the command line asks for. Paths are `PathBuf`s: a file name on Linux is bytes, not
+/// necessarily UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Copy <SRC> to <DST> through one 64 KiB buffer, then fsync it
+    Copy { src: PathBuf, dst: PathBuf },
+    /// Write `line 1` .. `line <N>` to stdout
+    Lines {
+        n: u64,
+        /// Through a BufWriter: far fewer write calls
+        #[arg(long)]
+        buffered: bool,
+    },
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad command line is
+/// one line on stderr (exit 2), shorter than clap's own message.
+fn parse_args() -> Result<Command, ExitCode> {
+    Cli::try_parse().map(|cli| cli.command).map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-        [] => usage("missing command"),
-        _ => usage("unknown command or wrong number of arguments"),
-    }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!("strace_lab: {}; {USAGE}", why.trim_start_matches("error: "));
+        ExitCode::from(2)
+    })
 }
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let result = parse_args(&args).and_then(|command| match command {
+    let command = match parse_args() {
+        Ok(command) => command,
+        Err(code) => return code,
+    };
+    let result = match command {
         Command::Copy { src, dst } => copy(&src, &dst).map(|_| ()),
         Command::Lines { n, buffered } => write_lines(n, buffered),
-    });
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `strace_lab lines 1000000 | head` closes the pipe early: that is success.
         Err(LabError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e @ LabError::Usage(_)) => {
-            eprintln!("strace_lab: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("strace_lab: {e}");
             ExitCode::from(1)

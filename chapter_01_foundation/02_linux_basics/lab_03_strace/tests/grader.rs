@@ -47,13 +47,13 @@ impl CopyRun {
         };
         if run.traced.output.code() != Some(0) {
             run.fail(&format!(
-                "copy exited with {:?}; stderr: {}",
+                "requirement 1: copy exited with {:?}, wanted 0; stderr: {}",
                 run.traced.output.status,
                 run.traced.output.stderr_str()
             ));
         }
         if fs::read(&run.dst).ok().as_deref() != Some(&data[..]) {
-            run.fail("the copy differs from the source");
+            run.fail("requirement 1: the copy differs from the source");
         }
         run
     }
@@ -131,38 +131,38 @@ fn copy_opens_src_read_only_then_creates_dst_with_mode_0644() {
     let (src_opens, dst_opens) = (run.opens_of(&run.src), run.opens_of(&run.dst));
     let [(src_at, src_open)] = src_opens[..] else {
         run.fail(&format!(
-            "expected one openat of the source, got {}",
+            "requirement 2: {} openat calls of the source, wanted exactly one",
             src_opens.len()
         ));
     };
     let [(dst_at, dst_open)] = dst_opens[..] else {
         run.fail(&format!(
-            "expected one openat of the destination, got {}",
+            "requirement 2: {} openat calls of the destination, wanted exactly one",
             dst_opens.len()
         ));
     };
     let src_flags = src_open.args.get(2).map(String::as_str).unwrap_or("");
     if !has_flag(src_flags, "O_RDONLY") || has_flag(src_flags, "O_CREAT") {
         run.fail(&format!(
-            "the source must be opened O_RDONLY (and not created), got {src_flags}"
+            "requirement 2: the source was opened with {src_flags}, wanted O_RDONLY (and no O_CREAT)"
         ));
     }
     let dst_flags = dst_open.args.get(2).map(String::as_str).unwrap_or("");
     for flag in ["O_WRONLY", "O_CREAT", "O_TRUNC"] {
         if !has_flag(dst_flags, flag) {
             run.fail(&format!(
-                "the destination must be opened with {flag}, got {dst_flags}"
+                "requirement 2: the destination was opened with {dst_flags}, wanted {flag} among them"
             ));
         }
     }
     if dst_open.args.get(3).map(String::as_str) != Some("0644") {
         run.fail(&format!(
-            "the destination must be created with mode 0644 (OpenOptionsExt::mode), got {:?}",
+            "requirement 2: the destination was created with mode {:?}, wanted 0644 (OpenOptionsExt::mode)",
             dst_open.args.get(3)
         ));
     }
     if src_at > dst_at {
-        run.fail("open the source first: when it is missing, nothing must be created");
+        run.fail("requirement 2: the destination was opened before the source; open the source first: when it is missing, nothing must be created");
     }
 }
 
@@ -175,17 +175,23 @@ fn copy_reads_with_one_64_kib_buffer() {
         let expected = size.div_ceil(BUF) + 1;
         if reads.len() != expected {
             run.fail(&format!(
-                "expected {expected} reads of the source (one per 64 KiB, then one that returns 0), got {}",
+                "requirement 3: {} reads of the source, wanted {expected} (one per 64 KiB, then one that returns 0)",
                 reads.len()
             ));
         }
         if let Some((_, bad)) = reads.iter().find(|(_, c)| c.int_arg(2) != Some(BUF as i64)) {
-            run.fail(&format!("every read asks for 65536 bytes: {}", bad.line));
+            run.fail(&format!(
+                "requirement 3: a read asked for {:?} bytes, wanted 65536: {}",
+                bad.int_arg(2),
+                bad.line
+            ));
         }
         let total: i64 = reads.iter().filter_map(|(_, c)| c.ret_value()).sum();
         let last = reads.last().and_then(|(_, c)| c.ret_value());
         if total != size as i64 || last != Some(0) {
-            run.fail("the reads return the whole file, and the last one returns 0");
+            run.fail(&format!(
+                "requirement 3: the reads returned {total} bytes in all and the last one {last:?}; wanted {size} bytes, then 0"
+            ));
         }
     }
 }
@@ -199,13 +205,15 @@ fn copy_writes_each_chunk_once() {
         let expected = size.div_ceil(BUF);
         if writes.len() != expected {
             run.fail(&format!(
-                "expected {expected} writes to the destination, got {}",
+                "requirement 4: {} writes to the destination, wanted {expected} (one per chunk read)",
                 writes.len()
             ));
         }
         let total: i64 = writes.iter().filter_map(|(_, c)| c.ret_value()).sum();
         if total != size as i64 {
-            run.fail(&format!("the writes add up to {total} bytes, not {size}"));
+            run.fail(&format!(
+                "requirement 4: the writes add up to {total} bytes, wanted {size}"
+            ));
         }
     }
 }
@@ -229,7 +237,7 @@ fn copy_closes_src_before_fsync_and_close_of_dst() {
                         ""
                     };
                     run.fail(&format!(
-                        "expected one {name} of {path}, got {}{hint}",
+                        "requirement 5: {} {name} calls on {path}, wanted exactly one{hint}",
                         calls.len()
                     ))
                 }
@@ -247,10 +255,14 @@ fn copy_closes_src_before_fsync_and_close_of_dst() {
             .last()
             .map_or(0, |(at, _)| *at);
         if !(last_read < close_src && close_src < fsync_dst) {
-            run.fail("close the source (drop it) after the last read and before the fsync");
+            run.fail(&format!(
+                "requirement 5: close(src) is call #{close_src}, after the last read #{last_read} and before fsync #{fsync_dst} is wanted: drop the source once it is read"
+            ));
         }
         if !(last_write < fsync_dst && fsync_dst < close_dst) {
-            run.fail("fsync the destination after the last write, then close it");
+            run.fail(&format!(
+                "requirement 5: fsync(dst) is call #{fsync_dst}, wanted after the last write #{last_write} and before close(dst) #{close_dst}"
+            ));
         }
     }
 }
@@ -267,11 +279,19 @@ fn copy_overwrites_a_longer_destination() {
     fs::write(&src, &short).unwrap();
     fs::write(&dst, vec![b'#'; short.len() * 3 + BUF]).unwrap();
     let out = run(lab_bin!(), &["copy", &path(&src), &path(&dst)]);
-    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr_str());
-    assert_eq!(
-        fs::read(&dst).unwrap(),
-        short,
-        "the destination holds exactly the source"
+    assert!(
+        out.code() == Some(0),
+        "requirement 6: copy over a longer file exited with {:?}, wanted 0; stderr: {}",
+        out.code(),
+        out.stderr_str()
+    );
+    let copied = fs::read(&dst).unwrap();
+    assert!(
+        copied == short,
+        "requirement 6: the destination holds {} bytes after copying {} over {}; wanted exactly the source",
+        copied.len(),
+        short.len(),
+        short.len() * 3 + BUF
     );
 }
 
@@ -283,17 +303,27 @@ fn copy_of_a_missing_source_fails_and_creates_nothing() {
     let dst = path(&dir.path().join("copy.bin"));
     let out = run(lab_bin!(), &["copy", &src, &dst]);
     let stderr = out.stderr_str();
-    assert_eq!(out.code(), Some(1), "exit code 1; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line on stderr: {stderr:?}"
+    assert!(
+        out.code() == Some(1),
+        "requirement 7: a missing source exited with {:?}, wanted 1; stderr: {stderr:?}",
+        out.code()
     );
-    assert!(stderr.contains(&src), "stderr names {src}: {stderr:?}");
+    assert!(
+        !stderr.contains("panicked"),
+        "requirement 7: a missing source panicked instead of reporting it: {stderr:?}"
+    );
+    let lines = stderr.trim_end().lines().count();
+    assert!(
+        lines == 1,
+        "requirement 7: a missing source printed {lines} lines on stderr, wanted one: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(&src),
+        "requirement 7: the error does not name the source {src}: {stderr:?}"
+    );
     assert!(
         !Path::new(&dst).exists(),
-        "nothing is created when the source is missing"
+        "requirement 7: the destination {dst} was created although the source is missing: open the source first"
     );
 }
 
@@ -305,9 +335,19 @@ fn copy_into_a_missing_directory_names_the_destination() {
     let dst = path(&dir.path().join("no-such-dir").join("copy.txt"));
     let out = run(lab_bin!(), &["copy", &src, &dst]);
     let stderr = out.stderr_str();
-    assert_eq!(out.code(), Some(1), "exit code 1; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
-    assert!(stderr.contains(&dst), "stderr names {dst}: {stderr:?}");
+    assert!(
+        out.code() == Some(1),
+        "requirement 7: a destination in a missing directory exited with {:?}, wanted 1; stderr: {stderr:?}",
+        out.code()
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "requirement 7: a destination in a missing directory panicked: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(&dst),
+        "requirement 7: the error does not name the destination {dst}: {stderr:?}"
+    );
 }
 
 fn path(p: &Path) -> String {
@@ -329,15 +369,15 @@ fn traced_lines(n: u64, buffered: bool) -> (Traced, usize) {
     }
     let traced = trace(lab_bin!(), &args, &["write"]);
     let out = &traced.output;
-    assert_eq!(
+    assert!(
+        out.code() == Some(0),
+        "requirement 8: `lines {n}` exited with {:?}, wanted 0; stderr: {}",
         out.code(),
-        Some(0),
-        "lines {n}: stderr: {}",
         out.stderr_str()
     );
     assert!(
         out.stdout_str() == expected_lines(n),
-        "`lines {n}` prints `line 1` .. `line {n}`, one per line; got {} bytes starting {:?}",
+        "requirement 8: `lines {n}` prints `line 1` .. `line {n}`, one per line; got {} bytes starting {:?}",
         out.stdout.len(),
         out.stdout_str().chars().take(40).collect::<String>()
     );
@@ -359,10 +399,38 @@ fn lines_prints_numbered_lines() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(lab_bin!(), &args);
-        assert_eq!(out.code(), Some(0), "{args:?}: {}", out.stderr_str());
         assert!(
-            out.stdout_str() == expected_lines(n),
-            "{args:?}: wrong output"
+            out.code() == Some(0),
+            "requirement 8: {args:?} exited with {:?}, wanted 0; stderr: {}",
+            out.code(),
+            out.stderr_str()
+        );
+        let want = expected_lines(n);
+        assert!(
+            out.stdout_str() == want,
+            "requirement 8: {args:?} printed {} bytes, wanted {} (`line 1` .. `line {n}`); first bytes {:?}",
+            out.stdout.len(),
+            want.len(),
+            out.stdout_str().chars().take(40).collect::<String>()
+        );
+    }
+    // The command line around it: --help on stdout, a bad command line in one line on stderr.
+    let out = run(lab_bin!(), &["--help"]);
+    assert!(
+        out.code() == Some(0) && out.stdout_str().to_lowercase().contains("usage"),
+        "requirement 8: --help exited with {:?}, wanted 0 and the usage on stdout; stdout: {:?}",
+        out.code(),
+        out.stdout_str()
+    );
+    let cases: [&[&str]; 4] = [&[], &["lines", "many"], &["copy", "only-one"], &["bogus"]];
+    for args in cases {
+        let out = run(lab_bin!(), args);
+        let stderr = out.stderr_str();
+        assert!(
+            out.code() == Some(2) && stderr.trim_end().lines().count() == 1,
+            "requirement 8: {args:?} exited with {:?} and {} lines on stderr, wanted exit 2 and one line: {stderr:?}",
+            out.code(),
+            stderr.trim_end().lines().count()
         );
     }
 }
@@ -372,10 +440,9 @@ fn lines_prints_numbered_lines() {
 fn unbuffered_lines_make_one_write_per_line() {
     let n = rand::rng().random_range(1000..3000);
     let (traced, writes) = traced_lines(n, false);
-    assert_eq!(
-        writes,
-        n as usize,
-        "`lines {n}` must make one write per line; strace log starts:\n{}",
+    assert!(
+        writes == n as usize,
+        "requirement 9: `lines {n}` made {writes} writes to stdout, wanted one per line ({n}); strace log starts:\n{}",
         traced.log.lines().take(10).collect::<Vec<_>>().join("\n")
     );
 }
@@ -388,6 +455,6 @@ fn buffered_lines_cut_writes_by_at_least_10x() {
     let (_, buffered) = traced_lines(n, true);
     assert!(
         buffered > 0 && buffered * 10 <= unbuffered,
-        "`lines {n} --buffered` made {buffered} writes, unbuffered {unbuffered}: wrap stdout in a BufWriter"
+        "requirement 10: `lines {n} --buffered` made {buffered} writes, unbuffered {unbuffered}; wanted at least 10x fewer: wrap stdout in a BufWriter"
     );
 }

@@ -30,8 +30,10 @@ const ESRCH: i32 = 3;
 /// Why the program stopped.
 #[derive(Debug)]
 pub enum PsError {
-    /// The command line is wrong: exit code 2, with the usage.
+    /// The command line is wrong: exit code 2, with the usage, on one line of stderr.
     Usage(String),
+    /// `--help` or `-h`: not a failure; the usage goes to stdout and the exit code is 0.
+    Help,
     /// `--pid N` names no process: exit code 1.
     NoSuchProcess(u32),
     /// A `/proc` file could not be read or parsed: exit code 1.
@@ -41,7 +43,8 @@ pub enum PsError {
 impl fmt::Display for PsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PsError::Usage(why) => write!(f, "{why}\n{USAGE}"),
+            PsError::Usage(why) => write!(f, "{why}; {USAGE}"),
+            PsError::Help => write!(f, "{USAGE}"),
             PsError::NoSuchProcess(pid) => write!(f, "no process with pid {pid}"),
             PsError::Proc { path, why } => write!(f, "{}: {why}", path.display()),
         }
@@ -291,6 +294,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, PsEr
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--help" | "-h" => return Err(PsError::Help),
             "--tree" => config.tree = true,
             "--pid" => {
                 let value = args
@@ -327,6 +331,15 @@ fn main() -> ExitCode {
         Ok(text) => {
             // A closed pipe (`mini_ps | head`) is not worth a message.
             let _ = io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(PsError::Help) => {
+            println!(
+                "{USAGE}\n\nLists the processes of /proc: PID, parent, state, threads, RSS, command."
+            );
+            println!("  --pid N     only process N");
+            println!("  --tree      each process under its parent");
+            println!("  -h, --help  print this help");
             ExitCode::SUCCESS
         }
         Err(e @ PsError::Usage(_)) => {

@@ -198,7 +198,9 @@ fn check_pid_set(listed: &BTreeSet<u32>, before: &BTreeSet<u32>, after: &BTreeSe
         .collect();
     assert!(
         missing.is_empty(),
-        "processes missing from the listing: {missing:?}"
+        "requirement 4: {} processes alive before and after the listing are missing from it: {:?}",
+        missing.len(),
+        missing.iter().take(10).collect::<Vec<_>>()
     );
     let invented: Vec<_> = listed
         .iter()
@@ -206,7 +208,7 @@ fn check_pid_set(listed: &BTreeSet<u32>, before: &BTreeSet<u32>, after: &BTreeSe
         .collect();
     assert!(
         invented.is_empty(),
-        "listed PIDs that /proc does not list: {invented:?}"
+        "requirement 4: listed PIDs that /proc never listed: {invented:?}"
     );
 }
 
@@ -244,10 +246,10 @@ fn split_fields(line: &str, n: usize) -> Option<(Vec<(usize, usize)>, usize)> {
 /// Runs `mini_ps args...`, checks it succeeded, and returns its stdout.
 fn mini_ps(args: &[&str]) -> String {
     let out = run(lab_bin!(), args);
-    assert_eq!(
+    assert!(
+        out.code() == Some(0),
+        "requirement 4: mini_ps {args:?} exited with {:?}, wanted 0; stderr: {}",
         out.code(),
-        Some(0),
-        "mini_ps {args:?} failed; stderr: {}",
         out.stderr_str()
     );
     out.stdout_str()
@@ -257,15 +259,14 @@ fn mini_ps(args: &[&str]) -> String {
 fn parse_table(stdout: &str) -> Vec<Row> {
     let mut lines = stdout.lines();
     let header = lines.next().unwrap_or_default();
-    assert_eq!(
-        header.split_whitespace().collect::<Vec<_>>(),
-        HEADER,
-        "the first line is the header; output starts:\n{}",
+    assert!(
+        header.split_whitespace().eq(HEADER),
+        "requirement 4: the first line is {header:?}, wanted the header {HEADER:?}; output starts:\n{}",
         stdout.lines().take(5).collect::<Vec<_>>().join("\n")
     );
     lines
         .map(|line| {
-            let bad = |what: &str| -> ! { panic!("row {line:?}: {what}") };
+            let bad = |what: &str| -> ! { panic!("requirement 4: row {line:?}: {what}") };
             let Some((fields, rest)) = split_fields(line, 5) else {
                 bad("expected PID PPID S THR RSS_KIB COMMAND")
             };
@@ -291,17 +292,23 @@ fn parse_table(stdout: &str) -> Vec<Row> {
 fn row_of(pid: u32) -> Row {
     let stdout = mini_ps(&["--pid", &pid.to_string()]);
     let mut rows = parse_table(&stdout);
-    assert_eq!(rows.len(), 1, "--pid {pid} shows one row:\n{stdout}");
-    let row = rows.remove(0);
-    assert_eq!(row.pid, pid, "--pid {pid} shows that process:\n{stdout}");
-    row
+    assert!(
+        rows.len() == 1 && rows[0].pid == pid,
+        "requirement 5: --pid {pid} shows {} rows, wanted the header and the row of {pid}:\n{stdout}",
+        rows.len()
+    );
+    rows.remove(0)
 }
 
 /// Finds `pid` in a full listing.
 fn find(rows: &[Row], pid: u32, stdout: &str) -> Row {
     let row = rows.iter().find(|r| r.pid == pid);
-    row.cloned()
-        .unwrap_or_else(|| panic!("pid {pid} is missing from the listing:\n{stdout}"))
+    row.cloned().unwrap_or_else(|| {
+        panic!(
+            "requirement 4: pid {pid} is missing from a listing of {} lines",
+            stdout.lines().count()
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,12 +323,18 @@ fn lists_every_process_sorted_by_pid() {
     let stdout = mini_ps(&[]);
     let after = proc_pids();
     let rows = parse_table(&stdout);
-    assert!(rows.len() > 2, "more than a couple of processes:\n{stdout}");
-    let pids: Vec<u32> = rows.iter().map(|r| r.pid).collect();
     assert!(
-        pids.windows(2).all(|w| w[0] < w[1]),
-        "rows sorted by PID, each once: {pids:?}"
+        rows.len() > 2,
+        "requirement 4: {} rows, wanted every process:\n{stdout}",
+        rows.len()
     );
+    let pids: Vec<u32> = rows.iter().map(|r| r.pid).collect();
+    if let Some(w) = pids.windows(2).find(|w| w[0] >= w[1]) {
+        panic!(
+            "requirement 4: pid {} is listed after pid {}, wanted rows sorted by PID, each once",
+            w[1], w[0]
+        );
+    }
     check_pid_set(&pids.into_iter().collect(), &before, &after);
 }
 
@@ -333,26 +346,35 @@ fn columns_are_aligned() {
     let mut lines = stdout.lines();
     let header = lines.next().unwrap_or_default();
     let Some((header_fields, command_at)) = split_fields(header, 5) else {
-        panic!("the header is `PID PPID S THR RSS_KIB COMMAND`, got {header:?}");
+        panic!("requirement 4: the header is {header:?}, wanted `PID PPID S THR RSS_KIB COMMAND`");
     };
-    assert_eq!(&header[command_at..], "COMMAND", "header {header:?}");
+    assert!(
+        &header[command_at..] == "COMMAND",
+        "requirement 4: the header is {header:?}, wanted `PID PPID S THR RSS_KIB COMMAND`"
+    );
     let mut rows = 0;
     for line in lines {
-        let (fields, rest) = split_fields(line, 5).unwrap_or_else(|| panic!("row {line:?}"));
+        let (fields, rest) = split_fields(line, 5)
+            .unwrap_or_else(|| panic!("requirement 4: row {line:?} has fewer than 6 columns"));
         for (i, (field, head)) in fields.iter().zip(&header_fields).enumerate() {
-            assert_eq!(
-                field.1, head.1,
-                "{} must end in the same column as its header:\n{header}\n{line}",
-                HEADER[i]
+            assert!(
+                field.1 == head.1,
+                "requirement 4: {} ends in column {}, its header in column {}: right-align it\n{header}\n{line}",
+                HEADER[i],
+                field.1,
+                head.1
             );
         }
-        assert_eq!(
-            rest, command_at,
-            "COMMAND must start in the same column on every line:\n{header}\n{line}"
+        assert!(
+            rest == command_at,
+            "requirement 4: COMMAND starts in column {rest}, the header's in column {command_at}\n{header}\n{line}"
         );
         rows += 1;
     }
-    assert!(rows > 2, "rows under the header:\n{stdout}");
+    assert!(
+        rows > 2,
+        "requirement 4: {rows} rows under the header, wanted every process"
+    );
 }
 
 // Requirement 1 and 3: a child's PPID, state, threads and command line.
@@ -369,22 +391,25 @@ fn shows_children_with_ppid_state_and_command_line() {
     let rows = parse_table(&stdout);
     for child in [&sleeper, &helper, &multiline] {
         let row = find(&rows, child.pid, &stdout);
-        assert_eq!(
+        assert!(
+            row.ppid == std::process::id() && row.state == "S",
+            "requirement 1: {row:?} shows PPID {} and state {}, wanted PPID {} (this test) and S",
             row.ppid,
-            std::process::id(),
-            "PPID of {row:?}: this test process"
+            row.state,
+            std::process::id()
         );
-        assert_eq!(row.state, "S", "state of {row:?}: sleeping");
-        assert_eq!(
-            row.command, child.command,
-            "command line of pid {}",
-            child.pid
+        assert!(
+            row.command == child.command,
+            "requirement 3: pid {} shows the command {:?}, wanted {:?}",
+            child.pid,
+            row.command,
+            child.command
         );
     }
-    assert_eq!(
-        find(&rows, sleeper.pid, &stdout).threads,
-        1,
-        "sleep has one thread"
+    let threads = find(&rows, sleeper.pid, &stdout).threads;
+    assert!(
+        threads == 1,
+        "requirement 1: sleep shows {threads} threads, wanted 1"
     );
 }
 
@@ -397,17 +422,26 @@ fn shows_the_thread_count_of_a_child() {
     let extra = rand::rng().random_range(2..10);
     let child = spawn_helper(&std::env::current_exe().unwrap(), extra, 0);
     let row = row_of(child.pid);
-    assert_eq!(
+    let want = child.base_threads + extra;
+    assert!(
+        row.threads == want,
+        "requirement 1: the child shows {} threads, wanted {want} (it started with {} and spawned {extra})",
         row.threads,
-        child.base_threads + extra,
-        "the child started with {} threads and spawned {extra}",
         child.base_threads
     );
-    assert_eq!(
-        Some(row.threads as usize),
-        labkit::sys::thread_count(child.pid)
+    let tasks = labkit::sys::thread_count(child.pid);
+    assert!(
+        Some(row.threads as usize) == tasks,
+        "requirement 1: the child shows {} threads, /proc/{}/task has {tasks:?}",
+        row.threads,
+        child.pid
     );
-    assert_eq!(row.ppid, std::process::id());
+    assert!(
+        row.ppid == std::process::id(),
+        "requirement 1: the child shows PPID {}, wanted {}",
+        row.ppid,
+        std::process::id()
+    );
 }
 
 // Requirement 2: RSS in KiB, from VmRSS.
@@ -418,7 +452,7 @@ fn shows_the_rss_of_a_child_that_touched_64_mib() {
     let expected = 64 * 1024;
     assert!(
         row.rss_kib.abs_diff(expected) <= expected / 10,
-        "RSS of a child that touched 64 MiB: {} KiB, expected {expected} KiB within 10% (VmRSS in /proc/<pid>/status)",
+        "requirement 2: RSS of a child that touched 64 MiB: {} KiB, expected {expected} KiB within 10% (VmRSS in /proc/<pid>/status)",
         row.rss_kib
     );
 }
@@ -435,16 +469,22 @@ fn parses_a_command_named_with_parentheses() {
     let stat = fs::read_to_string(format!("/proc/{}/stat", child.pid)).unwrap();
     assert!(
         stat.contains("(a) b (c)"),
-        "the kernel's name for the child: {stat}"
+        "the kernel named the child otherwise than `a) b (c`: {stat}"
     );
     for row in [row_of(child.pid), {
         let stdout = mini_ps(&[]);
         find(&parse_table(&stdout), child.pid, &stdout)
     }] {
-        assert_eq!(row.ppid, std::process::id(), "PPID of {row:?}");
-        assert_eq!(row.state, "S", "state of {row:?}");
-        assert_eq!(row.threads, child.base_threads, "threads of {row:?}");
-        assert_eq!(row.command, child.command);
+        assert!(
+            row.ppid == std::process::id()
+                && row.state == "S"
+                && row.threads == child.base_threads
+                && row.command == child.command,
+            "requirement 1: the process named `a) b (c` shows {row:?}, wanted ppid {}, state S, {} threads, command {:?}: cut stat at the last ')'",
+            std::process::id(),
+            child.base_threads,
+            child.command
+        );
     }
 }
 
@@ -457,16 +497,25 @@ fn shows_processes_without_a_command_line_as_bracketed_name() {
     wait_for_state(pid, 'Z');
     let row = row_of(pid);
     zombie.wait().unwrap();
-    assert_eq!(row.state, "Z", "a zombie: {row:?}");
-    assert_eq!(
-        row.command, "[true]",
-        "a zombie has no command line: {row:?}"
+    assert!(
+        row.state == "Z" && row.command == "[true]",
+        "requirement 3: a zombie `true` shows state {} and command {:?}, wanted Z and [true]",
+        row.state,
+        row.command
     );
-    assert_eq!(row.rss_kib, 0, "a zombie has no memory: {row:?}");
+    assert!(
+        row.rss_kib == 0,
+        "requirement 2: a zombie shows RSS {} KiB, wanted 0 (it has no VmRSS line)",
+        row.rss_kib
+    );
     // Kernel threads, where the machine shows them (not inside most containers).
     let kthreadd = fs::read_to_string("/proc/2/stat").unwrap_or_default();
     if kthreadd.starts_with("2 (kthreadd)") {
-        assert_eq!(row_of(2).command, "[kthreadd]");
+        let command = row_of(2).command;
+        assert!(
+            command == "[kthreadd]",
+            "requirement 3: kthreadd shows the command {command:?}, wanted [kthreadd]"
+        );
     }
 }
 
@@ -475,10 +524,20 @@ fn shows_processes_without_a_command_line_as_bracketed_name() {
 fn pid_option_shows_one_process() {
     let child = spawn_sleeping("sleep", &["60", &random_fraction()]);
     let row = row_of(child.pid);
-    assert_eq!(row.command, child.command);
-    assert_eq!(row.ppid, std::process::id());
+    assert!(
+        row.command == child.command && row.ppid == std::process::id(),
+        "requirement 5: --pid {} shows {row:?}, wanted command {:?} and ppid {}",
+        child.pid,
+        child.command,
+        std::process::id()
+    );
     let me = row_of(std::process::id());
-    assert_eq!(me.ppid, std::os::unix::process::parent_id());
+    let parent = std::os::unix::process::parent_id();
+    assert!(
+        me.ppid == parent,
+        "requirement 5: --pid of this test shows ppid {}, wanted {parent}",
+        me.ppid
+    );
 }
 
 #[test]
@@ -488,14 +547,21 @@ fn unknown_pid_is_a_one_line_error() {
     gone.wait().unwrap();
     let out = run(lab_bin!(), &["--pid", &pid.to_string()]);
     let stderr = out.stderr_str();
-    assert_eq!(out.code(), Some(1), "exit code 1; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
     assert!(
-        stderr.contains(&pid.to_string()),
-        "names pid {pid}: {stderr:?}"
+        out.code() == Some(1) && !stderr.contains("panicked"),
+        "requirement 5: --pid of the gone pid {pid} exited with {:?}, wanted 1 without a panic; stderr: {stderr:?}",
+        out.code()
     );
-    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let lines = stderr.trim_end().lines().count();
+    assert!(
+        lines == 1 && stderr.contains(&pid.to_string()),
+        "requirement 5: --pid {pid} printed {lines} lines on stderr, wanted one naming {pid}: {stderr:?}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "requirement 5: --pid {pid} printed {} bytes on stdout, wanted none",
+        out.stdout.len()
+    );
 }
 
 // Requirement 7: bad arguments print the usage and exit with code 2.
@@ -504,11 +570,29 @@ fn bad_arguments_print_usage_and_exit_2() {
     let cases: [&[&str]; 4] = [&["--pid"], &["--pid", "abc"], &["--bogus"], &["extra"]];
     for args in cases {
         let out = run(lab_bin!(), args);
-        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr_str());
+        let stderr = out.stderr_str();
         assert!(
-            out.stderr_str().to_lowercase().contains("usage"),
-            "{args:?}: usage on stderr, got {:?}",
-            out.stderr_str()
+            out.code() == Some(2),
+            "requirement 7: {args:?} exited with {:?}, wanted 2; stderr: {stderr:?}",
+            out.code()
+        );
+        assert!(
+            stderr.to_lowercase().contains("usage") && stderr.trim_end().lines().count() == 1,
+            "requirement 7: {args:?} must print one line with the usage on stderr, got {stderr:?}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "requirement 7: {args:?} printed {} bytes on stdout, wanted none",
+            out.stdout.len()
+        );
+    }
+    for args in [["--help"], ["-h"]] {
+        let out = run(lab_bin!(), &args);
+        let stdout = out.stdout_str();
+        assert!(
+            out.code() == Some(0) && stdout.to_lowercase().contains("usage"),
+            "requirement 7: {args:?} must print the usage on stdout and exit 0; got exit {:?}, stdout {stdout:?}",
+            out.code()
         );
     }
 }
@@ -516,21 +600,25 @@ fn bad_arguments_print_usage_and_exit_2() {
 // Requirement 6: --tree nests every process under its parent.
 #[test]
 fn tree_nests_children_under_their_parent() {
-    // A grandchild: sh runs sleep in the background and waits for it.
+    // Two grandchildren: sh runs two sleeps in the background and waits for them. Siblings
+    // must come in PID order.
     let fraction = random_fraction();
-    let mut sh = spawn_sleeping("sh", &["-c", &format!("sleep 60 {fraction} & wait")]);
+    let script = format!("sleep 60 {fraction} & sleep 61 {fraction} & wait");
+    let mut sh = spawn_sleeping("sh", &["-c", &script]);
     let deadline = Instant::now() + DEADLINE;
-    let grandchild = loop {
-        let found = proc_pids()
+    let grandchildren = loop {
+        let found: Vec<u32> = proc_pids()
             .into_iter()
-            .find(|&p| proc_state_ppid(p).is_some_and(|(s, ppid)| ppid == sh.pid && s == 'S'));
-        if let Some(pid) = found {
-            break pid;
+            .filter(|&p| proc_state_ppid(p).is_some_and(|(s, ppid)| ppid == sh.pid && s == 'S'))
+            .collect();
+        if found.len() == 2 {
+            break found;
         }
-        assert!(Instant::now() < deadline, "sh never started sleep");
+        assert!(Instant::now() < deadline, "sh never started its two sleeps");
         thread::sleep(Duration::from_millis(5));
     };
-    sh.extra.push(grandchild);
+    sh.extra.extend(&grandchildren);
+    let grandchild = grandchildren[0];
 
     let ppids_before: BTreeMap<u32, u32> = proc_pids()
         .into_iter()
@@ -552,7 +640,7 @@ fn tree_nests_children_under_their_parent() {
         let indent = line.len() - line.trim_start_matches(' ').len();
         assert!(
             indent % 2 == 0 && indent / 2 <= path.len(),
-            "indentation of {line:?}"
+            "requirement 6: {line:?} is indented by {indent} spaces, wanted two per level, at most one level below the line above"
         );
         path.truncate(indent / 2);
         let (pid, command) = line
@@ -561,14 +649,14 @@ fn tree_nests_children_under_their_parent() {
             .unwrap_or((line.trim(), ""));
         let pid: u32 = pid
             .parse()
-            .unwrap_or_else(|_| panic!("`PID COMMAND` in {line:?}"));
+            .unwrap_or_else(|_| panic!("requirement 6: {line:?} is not `PID COMMAND`"));
         if let Some(&parent) = path.last() {
             parent_of.insert(pid, parent);
             children_of.entry(parent).or_default().push(pid);
         }
         assert!(
             command_of.insert(pid, command.to_string()).is_none(),
-            "pid {pid} twice"
+            "requirement 6: pid {pid} appears twice in the tree, wanted once"
         );
         path.push(pid);
     }
@@ -583,33 +671,52 @@ fn tree_nests_children_under_their_parent() {
             continue;
         }
         if listed.contains(ppid) && ppid != pid {
-            assert_eq!(
-                parent_of.get(pid),
-                Some(ppid),
-                "pid {pid} sits under its parent {ppid}"
+            assert!(
+                parent_of.get(pid) == Some(ppid),
+                "requirement 6: pid {pid} sits under {:?}, wanted under its parent {ppid}",
+                parent_of.get(pid)
             );
         } else {
-            assert_eq!(
-                parent_of.get(pid),
-                None,
-                "pid {pid}'s parent is not listed: a root"
+            assert!(
+                !parent_of.contains_key(pid),
+                "requirement 6: pid {pid} sits under {:?}, but its parent {ppid} is not listed: wanted a root",
+                parent_of.get(pid)
             );
         }
     }
     for (parent, kids) in &children_of {
         assert!(
             kids.windows(2).all(|w| w[0] < w[1]),
-            "children of {parent} by PID: {kids:?}"
+            "requirement 6: the children of {parent} come as {kids:?}, wanted in PID order"
         );
     }
     let me = std::process::id();
-    assert_eq!(
+    assert!(
+        parent_of.get(&sh.pid) == Some(&me) && parent_of.get(&grandchild) == Some(&sh.pid),
+        "requirement 6: sh ({}) sits under {:?} and its sleep ({grandchild}) under {:?}, wanted under {me} and {}",
+        sh.pid,
         parent_of.get(&sh.pid),
-        Some(&me),
-        "sh under this test process"
+        parent_of.get(&grandchild),
+        sh.pid
     );
-    assert_eq!(parent_of.get(&grandchild), Some(&sh.pid), "sleep under sh");
-    assert_eq!(command_of[&grandchild], format!("sleep 60 {fraction}"));
+    let mut shown: Vec<&str> = grandchildren
+        .iter()
+        .map(|p| command_of[p].as_str())
+        .collect();
+    shown.sort();
+    let want = [
+        format!("sleep 60 {fraction}"),
+        format!("sleep 61 {fraction}"),
+    ];
+    assert!(
+        shown == want,
+        "requirement 6: the tree shows the two sleeps as {shown:?}, wanted {want:?}"
+    );
+    let kids = children_of.get(&sh.pid).cloned().unwrap_or_default();
+    assert!(
+        kids == grandchildren,
+        "requirement 6: the children of sh come as {kids:?}, wanted {grandchildren:?} (PID order)"
+    );
 }
 
 // Requirement 8: processes that exit while being read are skipped, not an error.
@@ -632,12 +739,16 @@ fn processes_that_vanish_are_skipped() {
     stop.store(true, Ordering::Relaxed);
     let started = churn.join().unwrap();
     for out in results {
-        assert_eq!(
+        assert!(
+            out.code() == Some(0),
+            "requirement 8: mini_ps exited with {:?} while {started} short-lived processes came and went, wanted 0; stderr: {}",
             out.code(),
-            Some(0),
-            "mini_ps while {started} short-lived processes came and went; stderr: {}",
             out.stderr_str()
         );
-        assert!(parse_table(&out.stdout_str()).len() > 2);
+        let rows = parse_table(&out.stdout_str()).len();
+        assert!(
+            rows > 2,
+            "requirement 8: {rows} rows while processes came and went, wanted every process"
+        );
     }
 }

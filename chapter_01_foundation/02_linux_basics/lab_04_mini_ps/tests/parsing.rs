@@ -59,19 +59,35 @@ fn parse_stat_reads_pid_state_ppid_and_threads() {
             expected.ppid,
             expected.threads,
         );
-        assert_eq!(parse_stat(&line), Some(expected), "parsing {line:?}");
+        let got = parse_stat(&line);
+        assert!(
+            got.as_ref() == Some(&expected),
+            "requirement 1: parse_stat({line:?}) = {got:?}, wanted {expected:?}"
+        );
     }
     // The real thing: this test process, checked against /proc/self/status.
     let line = fs::read_to_string("/proc/self/stat").unwrap();
-    let stat = parse_stat(&line).unwrap_or_else(|| panic!("cannot parse {line:?}"));
+    let stat = parse_stat(&line).unwrap_or_else(|| {
+        panic!("requirement 1: parse_stat(/proc/self/stat) = None for {line:?}")
+    });
     let status = fs::read_to_string("/proc/self/status").unwrap();
     let field = |name: &str| -> u32 {
         let line = status.lines().find(|l| l.starts_with(name)).unwrap();
         line[name.len()..].trim().parse().unwrap()
     };
-    assert_eq!(stat.pid, std::process::id());
-    assert_eq!(stat.ppid, field("PPid:"));
-    assert!(stat.threads >= 1, "the test process has threads: {line:?}");
+    assert!(
+        stat.pid == std::process::id() && stat.ppid == field("PPid:"),
+        "requirement 1: /proc/self/stat parsed as pid {} ppid {}, wanted pid {} ppid {}",
+        stat.pid,
+        stat.ppid,
+        std::process::id(),
+        field("PPid:")
+    );
+    assert!(
+        stat.threads >= 1,
+        "requirement 1: /proc/self/stat parsed as {} threads, wanted at least 1 (field 20 is num_threads)",
+        stat.threads
+    );
 }
 
 // Requirement 1: the command name may contain spaces and parentheses.
@@ -89,7 +105,11 @@ fn parse_stat_handles_spaces_and_parentheses_in_the_name() {
             expected.ppid,
             expected.threads,
         );
-        assert_eq!(parse_stat(&line), Some(expected), "parsing {line:?}");
+        let got = parse_stat(&line);
+        assert!(
+            got.as_ref() == Some(&expected),
+            "requirement 1: parse_stat({line:?}) = {got:?}, wanted {expected:?}: cut the name at the last ')'"
+        );
     }
 }
 
@@ -108,7 +128,11 @@ fn parse_stat_rejects_what_is_not_a_stat_line() {
         stat_line(5, "y", 'S', 1, 3).replace(" 3 0 1688423", " many 0 1688423"),
     ];
     for line in bad {
-        assert_eq!(parse_stat(&line), None, "{line:?} is not a valid stat line");
+        let got = parse_stat(&line);
+        assert!(
+            got.is_none(),
+            "requirement 1: parse_stat({line:?}) = {got:?}, wanted None: it is not a stat line"
+        );
     }
 }
 
@@ -120,13 +144,31 @@ fn parse_status_finds_vmrss_in_kib() {
         "Name:\tworker\nState:\tS (sleeping)\nVmPeak:\t  999999 kB\nVmHWM:\t {} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t    1 kB\nThreads:\t3\n",
         rss + 7
     );
-    assert_eq!(parse_status_rss_kib(&status), Some(rss));
-    let kernel_thread = "Name:\tkthreadd\nUmask:\t0000\nState:\tS (sleeping)\nThreads:\t1\n";
-    assert_eq!(parse_status_rss_kib(kernel_thread), None);
-    let own = fs::read_to_string("/proc/self/status").unwrap();
+    let got = parse_status_rss_kib(&status);
     assert!(
-        parse_status_rss_kib(&own).is_some_and(|kib| kib > 100),
-        "own VmRSS from {own}"
+        got == Some(rss),
+        "requirement 2: parse_status_rss_kib = {got:?}, wanted Some({rss}) (the VmRSS line, not VmHWM) in {status:?}"
+    );
+    let kernel_thread = "Name:\tkthreadd\nUmask:\t0000\nState:\tS (sleeping)\nThreads:\t1\n";
+    let got = parse_status_rss_kib(kernel_thread);
+    assert!(
+        got.is_none(),
+        "requirement 2: a status without VmRSS (a kernel thread) gave {got:?}, wanted None"
+    );
+    let own = fs::read_to_string("/proc/self/status").unwrap();
+    let got = parse_status_rss_kib(&own);
+    assert!(
+        got.is_some_and(|kib| kib > 100),
+        "requirement 2: this test process's own VmRSS parsed as {got:?} KiB, wanted more than 100"
+    );
+}
+
+fn check_cmdline(raw: &[u8], want: Option<&str>) {
+    let got = parse_cmdline(raw);
+    assert!(
+        got.as_deref() == want,
+        "requirement 3: parse_cmdline({:?}) = {got:?}, wanted {want:?}",
+        String::from_utf8_lossy(raw)
     );
 }
 
@@ -147,45 +189,46 @@ fn parse_cmdline_joins_arguments_with_spaces() {
             raw.extend_from_slice(arg.as_bytes());
             raw.push(0);
         }
-        assert_eq!(parse_cmdline(&raw), Some(args.join(" ")), "parsing {raw:?}");
+        check_cmdline(&raw, Some(&args.join(" ")));
     }
-    assert_eq!(parse_cmdline(b"sleep\x0030\x00"), Some("sleep 30".into()));
+    check_cmdline(b"sleep\x0030\x00", Some("sleep 30"));
     // Programs that rewrite their title may drop the final NUL.
-    assert_eq!(
-        parse_cmdline(b"nginx: worker process"),
-        Some("nginx: worker process".into())
-    );
-    assert_eq!(
-        parse_cmdline(b""),
-        None,
-        "kernel threads and zombies have no command line"
-    );
-    assert_eq!(
-        parse_cmdline(b"caf\xc3\xa9\x00\xff\x00"),
-        Some("café \u{FFFD}".into())
-    );
+    check_cmdline(b"nginx: worker process", Some("nginx: worker process"));
+    // Kernel threads and zombies have no command line.
+    check_cmdline(b"", None);
+    check_cmdline(b"caf\xc3\xa9\x00\xff\x00", Some("café \u{FFFD}"));
     // One process, one line: control characters are shown as `?`, as ps does.
-    assert_eq!(
-        parse_cmdline(b"sh\x00-c\x00echo a\nprintf\tb\x00"),
-        Some("sh -c echo a?printf?b".into())
+    check_cmdline(
+        b"sh\x00-c\x00echo a\nprintf\tb\x00",
+        Some("sh -c echo a?printf?b"),
     );
 }
 
-// Requirement 5: a live process is read; a vanished one is Ok(None), not an error.
+// Requirement 8: a live process is read; a vanished one is Ok(None), not an error.
 #[test]
 fn read_process_reads_this_test_process() {
     let me = std::process::id();
     let process = read_process(me)
-        .unwrap_or_else(|e| panic!("read_process({me}) failed: {e}"))
-        .expect("this test process exists");
-    assert_eq!(process.pid, me);
-    assert_eq!(process.ppid, std::os::unix::process::parent_id());
-    assert!(process.threads >= 1);
-    assert!(process.rss_kib > 100, "RSS {} KiB", process.rss_kib);
+        .unwrap_or_else(|e| {
+            panic!("requirement 8: read_process({me}) of this test process failed: {e}")
+        })
+        .unwrap_or_else(|| {
+            panic!("requirement 8: read_process({me}) of this test process is None, wanted Some")
+        });
+    let parent = std::os::unix::process::parent_id();
+    assert!(
+        process.pid == me && process.ppid == parent && process.threads >= 1,
+        "requirement 1: read_process({me}) = {process:?}, wanted pid {me}, ppid {parent}, at least one thread"
+    );
+    assert!(
+        process.rss_kib > 100,
+        "requirement 2: read_process({me}) shows RSS {} KiB, wanted more than 100",
+        process.rss_kib
+    );
     let exe = std::env::args().next().unwrap();
     assert!(
         process.command.starts_with(&exe),
-        "the command line {:?} starts with {exe:?}",
+        "requirement 3: the command line {:?} does not start with {exe:?}",
         process.command
     );
 }
@@ -197,7 +240,11 @@ fn read_process_of_a_vanished_pid_is_none() {
     child.wait().unwrap(); // reaped: its pid no longer exists
     match read_process(pid) {
         Ok(None) => {}
-        Ok(Some(p)) => panic!("pid {pid} has exited, yet read_process returned {p:?}"),
-        Err(e) => panic!("a vanished process is Ok(None), not an error: {e}"),
+        Ok(Some(p)) => {
+            panic!("requirement 8: pid {pid} has exited, yet read_process returned {p:?}")
+        }
+        Err(e) => panic!(
+            "requirement 8: read_process of a vanished pid returned an error ({e}), wanted Ok(None)"
+        ),
     }
 }

@@ -1,3 +1,69 @@
+//! ## Goal
+//! "Threads are cheaper than processes" is something every backend engineer repeats. In this lab
+//! you measure it on your own machine, with the real system calls: how long it takes to create a
+//! thread, to `fork` a process, and to start a program (`fork` + `exec`); how long one context
+//! switch takes between two threads and between two processes; and how much memory 100 idle
+//! threads cost against 100 idle processes. Then you watch the same facts from the outside with
+//! `strace`, `/proc` and `perf`.
+//!
+//! ## Requirements
+//! 1. `thread_spawn_join(n)`, `fork_wait(n)` and `spawn_true(n)` each run their operation `n` times
+//!    and return the median time of one run: an empty `thread::spawn` + `join`; a `libc::fork()`
+//!    whose child calls `_exit(0)` at once + `waitpid` (the child is reaped, never left a zombie);
+//!    `Command::new("/bin/true")` run to completion. Each run really creates a task (the kernel's
+//!    `processes` counter in `/proc/stat` grows by at least `n`). Creating a thread costs less
+//!    than running a program. `tasks_created()` returns that counter. Every function of the lab
+//!    asked for zero runs (or zero workers) returns an `InvalidInput` error.
+//! 2. `ping_pong_threads(n)` and `ping_pong_processes(n)` bounce one byte over two pipes, `n` round
+//!    trips, between two threads, then between the caller and a forked child; both sides pinned to
+//!    one CPU (`sched_setaffinity`), so each message is a context switch. They return the median
+//!    round trip, give the caller its old CPU set back, and reap the child.
+//! 3. `idle_threads_memory(n)` returns how much this process's `VmRSS` and private memory grew
+//!    while `n` started threads sleep (all joined before returning); `idle_processes_memory(n)`
+//!    returns the sum of `VmRSS` and private memory (`Private_Clean + Private_Dirty` from
+//!    `/proc/<pid>/smaps_rollup`) over `n` started, sleeping children (all killed and reaped before
+//!    returning). The processes' summed RSS is larger than the threads'.
+//! 4. The program runs every measurement and prints a table, one line each (options `--repeats N`,
+//!    default 200; `--round-trips N`, default 20000; `--idle N`, default 100). Under
+//!    `strace -f -c` every thread, fork and program it starts shows up as a `clone`/`clone3` call.
+//! 5. A bad argument (unknown option, missing or non-numeric value, 0) prints one line on stderr,
+//!    with the usage, and exits with code 2. `--help` prints the usage on stdout and exits 0.
+//! 6. `nice_contest(nice, duration)` runs two busy threads pinned to one CPU for `duration`, the
+//!    second one at `nice` more (it renices itself: nice is per thread on Linux; the caller's nice
+//!    does not change), and returns the time each spent on the CPU and waiting in the run queue,
+//!    read from `/proc/thread-self/schedstat`. The niced thread gets a smaller share of the CPU and
+//!    waits longer. A `nice` outside 1..=19 or a zero duration is an `InvalidInput` error.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 2.1    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `thread_spawn_join(n)`, `fork_wait(n)` and `spawn_true(n)` each run their
+//!   operation `n` times and return the median time of one run: an empty `thread::spawn` + `join`;
+//!   a `libc::fork()` whose child calls `_exit(0)` at once + `waitpid` (the child is reaped, never
+//!   left a zombie); `Command::new("/bin/true")` run to completion
+//! - [ ] Requirement 2: `ping_pong_threads(n)` and `ping_pong_processes(n)` bounce one byte over
+//!   two pipes, `n` round trips, between two threads, then between the caller and a forked child;
+//!   both sides pinned to one CPU (`sched_setaffinity`), so each message is a context switch
+//! - [ ] Requirement 3: `idle_threads_memory(n)` returns how much this process's `VmRSS` and
+//!   private memory grew while `n` started threads sleep (all joined before returning);
+//!   `idle_processes_memory(n)` returns the sum of `VmRSS` and private memory (`Private_Clean +
+//!   Private_Dirty` from `/proc/<pid>/smaps_rollup`) over `n` started, sleeping children (all
+//!   killed and reaped before returning)
+//! - [ ] Requirement 4: The program runs every measurement and prints a table, one line each
+//!   (options `--repeats N`, default 200; `--round-trips N`, default 20000; `--idle N`, default
+//!   100)
+//! - [ ] Requirement 5: A bad argument (unknown option, missing or non-numeric value, 0) prints one
+//!   line on stderr, with the usage, and exits with code 2
+//! - [ ] Requirement 6: `nice_contest(nice, duration)` runs two busy threads pinned to one CPU for
+//!   `duration`, the second one at `nice` more (it renices itself: nice is per thread on Linux; the
+//!   caller's nice does not change), and returns the time each spent on the CPU and waiting in the
+//!   run queue, read from `/proc/thread-self/schedstat`
+//!
+//! ## Notes
+//!
 //! Process vs thread: what the kernel charges for each.
 //!
 //! Measure, with real system calls, how much more a process costs than a thread: to create, to
@@ -64,6 +130,24 @@ pub fn idle_threads_memory(n: usize) -> io::Result<MemoryUse> {
 /// the children. Every child is killed and reaped before returning.
 pub fn idle_processes_memory(n: usize) -> io::Result<MemoryUse> {
     todo!("fork n sleeping children, sum their /proc/<pid>/status and smaps_rollup, reap them")
+}
+
+/// What the scheduler gave one thread, from its `/proc/thread-self/schedstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedTime {
+    /// Time spent running on a CPU (the first number of schedstat, in nanoseconds).
+    pub on_cpu: Duration,
+    /// Time spent runnable but waiting in the run queue for a CPU (the second number).
+    pub waiting: Duration,
+}
+
+/// Two busy threads share one CPU (pinned, as for the ping-pong) for `duration`; the second one
+/// raises its own nice value by `nice` (1 to 19) with `libc::setpriority(libc::PRIO_PROCESS,
+/// its_own_tid, ..)`. Each returns the growth of its `/proc/thread-self/schedstat` while it was
+/// busy. The first thread's result comes first. A `nice` out of 1..=19 or a zero duration is an
+/// `InvalidInput` error.
+pub fn nice_contest(nice: i32, duration: Duration) -> io::Result<[SchedTime; 2]> {
+    todo!("pin, spawn two busy threads (the second renices itself), read their schedstat")
 }
 
 /// Number of tasks created on the whole machine since boot: the `processes` line of

@@ -16,10 +16,13 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 /// Memory that a set of idle workers costs, in KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +185,87 @@ pub fn idle_processes_memory(n: usize) -> io::Result<MemoryUse> {
         total.private_kib += child.private_kib;
     }
     Ok(total)
+}
+
+/// What the scheduler gave one thread, from its `/proc/thread-self/schedstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedTime {
+    /// Time spent running on a CPU.
+    pub on_cpu: Duration,
+    /// Time spent runnable but waiting in the run queue for a CPU.
+    pub waiting: Duration,
+}
+
+/// Two busy threads share one CPU for `duration`; the second one raises its own nice value by
+/// `nice` (1 to 19), as `nice -n` would. Returns what each one got, the first thread first.
+///
+/// The scheduler (CFS/EEVDF) shares a CPU in proportion to weights: nice 0 weighs 1024 and each
+/// step of nice divides the weight by about 1.25, so `nice` 5 gets a third of what nice 0 gets,
+/// and spends the rest of the time waiting in the run queue. Nice is per thread on Linux: the
+/// thread sets it on itself (`setpriority` on its own thread id), never on the caller.
+pub fn nice_contest(nice: i32, duration: Duration) -> io::Result<[SchedTime; 2]> {
+    if !(1..=19).contains(&nice) || duration.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "nice must be 1 to 19 and the duration above zero, got {nice} and {duration:?}"
+            ),
+        ));
+    }
+    let _pin = PinnedToOneCpu::new()?; // both threads inherit the pin
+    let start = Arc::new(Barrier::new(2));
+    let contender = |raise: i32| {
+        let start = Arc::clone(&start);
+        thread::spawn(move || -> io::Result<SchedTime> {
+            if raise > 0 {
+                // SAFETY: gettid has no preconditions.
+                let me = unsafe { libc::gettid() } as libc::id_t;
+                // SAFETY: getpriority/setpriority on our own thread id: only its nice changes.
+                // (-1 is a valid nice value, so errors show in errno, not in the result.)
+                let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, me) };
+                // SAFETY: as above.
+                if unsafe { libc::setpriority(libc::PRIO_PROCESS, me, current + raise) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            start.wait();
+            let before = sched_time()?;
+            let started = Instant::now();
+            while started.elapsed() < duration {
+                std::hint::spin_loop();
+            }
+            let after = sched_time()?;
+            Ok(SchedTime {
+                on_cpu: after.on_cpu - before.on_cpu,
+                waiting: after.waiting - before.waiting,
+            })
+        })
+    };
+    let first = contender(0);
+    let second = contender(nice);
+    let join = |t: thread::JoinHandle<io::Result<SchedTime>>| {
+        t.join()
+            .map_err(|_| io::Error::other("a busy thread panicked"))?
+    };
+    let (first, second) = (join(first), join(second));
+    Ok([first?, second?])
+}
+
+/// The calling thread's time on a CPU and in the run queue: the first two numbers of
+/// `/proc/thread-self/schedstat`, in nanoseconds.
+fn sched_time() -> io::Result<SchedTime> {
+    let text = fs::read_to_string("/proc/thread-self/schedstat")?;
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>());
+    let mut next = || -> io::Result<Duration> {
+        match numbers.next() {
+            Some(Ok(ns)) => Ok(Duration::from_nanos(ns)),
+            _ => Err(io::Error::other(format!("cannot parse schedstat {text:?}"))),
+        }
+    };
+    Ok(SchedTime {
+        on_cpu: next()?,
+        waiting: next()?,
+    })
 }
 
 /// Number of tasks (processes *and* threads) created on the whole machine since boot: the
@@ -347,39 +431,40 @@ impl Drop for PinnedToOneCpu {
     }
 }
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Measures what a thread costs against a process: creation, context switches, memory.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "ch2_process_vs_thread")]
 pub struct Config {
-    pub repeats: usize,
-    pub round_trips: usize,
-    pub idle: usize,
+    /// Runs of each creation measurement (the median is shown)
+    #[arg(long, value_name = "N", default_value = "200")]
+    pub repeats: NonZeroUsize,
+    /// Round trips of each ping-pong
+    #[arg(long, value_name = "N", default_value = "20000")]
+    pub round_trips: NonZeroUsize,
+    /// Idle threads, then idle processes, for the memory measurements
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub idle: NonZeroUsize,
 }
 
 pub const USAGE: &str =
     "usage: ch2_process_vs_thread [--repeats N] [--round-trips N] [--idle N]   (every N >= 1)";
 
-/// Parses `--repeats N` (default 200), `--round-trips N` (default 20000), `--idle N` (100).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-    let mut config = Config {
-        repeats: 200,
-        round_trips: 20_000,
-        idle: 100,
-    };
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        let slot = match flag.as_str() {
-            "--repeats" => &mut config.repeats,
-            "--round-trips" => &mut config.round_trips,
-            "--idle" => &mut config.idle,
-            _ => return Err(format!("unknown argument: {flag}")),
-        };
-        let value = args.next().ok_or(format!("{flag} needs a number"))?;
-        *slot = match value.parse() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(format!("{flag}: expected a number >= 1, got {value:?}")),
-        };
-    }
-    Ok(config)
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr with the usage (exit 2), shorter than clap's own message.
+fn parse_args() -> Result<Config, ExitCode> {
+    Config::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "ch2_process_vs_thread: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// A duration with a unit that keeps three significant digits readable.
@@ -397,17 +482,22 @@ fn mib(kib: u64) -> String {
 }
 
 fn run(config: &Config) -> io::Result<()> {
+    let (r, k, n) = (
+        config.repeats.get(),
+        config.round_trips.get(),
+        config.idle.get(),
+    );
     let tasks_before = tasks_created()?;
-    let thread = thread_spawn_join(config.repeats)?;
-    let fork = fork_wait(config.repeats)?;
-    let spawn = spawn_true(config.repeats)?;
-    let pp_threads = ping_pong_threads(config.round_trips)?;
-    let pp_processes = ping_pong_processes(config.round_trips)?;
-    let mem_threads = idle_threads_memory(config.idle)?;
-    let mem_processes = idle_processes_memory(config.idle)?;
+    let thread = thread_spawn_join(r)?;
+    let fork = fork_wait(r)?;
+    let spawn = spawn_true(r)?;
+    let pp_threads = ping_pong_threads(k)?;
+    let pp_processes = ping_pong_processes(k)?;
+    let mem_threads = idle_threads_memory(n)?;
+    let mem_processes = idle_processes_memory(n)?;
+    let [plain, niced] = nice_contest(5, Duration::from_millis(300))?;
     let tasks = tasks_created()? - tasks_before;
 
-    let (r, n) = (config.repeats, config.idle);
     let row = |what: &str, cost: String| println!("{what:<44} {cost}");
     row("what (median)", "cost".into());
     row("thread::spawn + join", human(thread));
@@ -439,20 +529,34 @@ fn run(config: &Config) -> io::Result<()> {
             mib(mem_processes.private_kib)
         ),
     );
+    let ms = |d: Duration| format!("{} ms", d.as_millis());
+    row(
+        "2 busy threads, one CPU, 300 ms: nice 0",
+        format!(
+            "{} on the CPU, {} waiting in the run queue",
+            ms(plain.on_cpu),
+            ms(plain.waiting)
+        ),
+    );
+    row(
+        "                                 nice 5",
+        format!(
+            "{} on the CPU, {} waiting in the run queue",
+            ms(niced.on_cpu),
+            ms(niced.waiting)
+        ),
+    );
     row(
         "tasks created on the machine (/proc/stat)",
-        format!("{tasks} (this run made at least {})", 3 * r + 2 + 2 * n),
+        format!("{tasks} (this run made at least {})", 3 * r + 4 + 2 * n),
     );
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
+    let config = match parse_args() {
         Ok(config) => config,
-        Err(why) => {
-            eprintln!("ch2_process_vs_thread: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,20 +28,27 @@ fn prints_a_table_and_strace_sees_every_fork() {
     let mut args = vec!["-f", "-c", "-o", &summary_arg, lab_bin!()];
     args.extend(["--repeats", "10", "--round-trips", "200", "--idle", "10"]);
     let out = run(strace.to_str().unwrap(), &args);
-    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr_str());
+    assert!(
+        out.code() == Some(0),
+        "requirement 4: the program under strace exited with {:?}, wanted 0; stderr: {}",
+        out.code(),
+        out.stderr_str()
+    );
     let table = out.stdout_str().to_lowercase();
     for word in ["thread", "fork", "ping-pong", "idle", "rss"] {
         assert!(
             table.contains(word),
-            "the table should mention {word:?}:\n{table}"
+            "requirement 4: the table does not mention {word:?}, wanted one line per measurement:\n{table}"
         );
     }
     assert!(
         table.lines().count() >= 7,
-        "one line per measurement:\n{table}"
+        "requirement 4: the table has {} lines, wanted at least 7 (one per measurement):\n{table}",
+        table.lines().count()
     );
 
-    let summary = std::fs::read_to_string(&summary_path).expect("strace summary");
+    let summary = std::fs::read_to_string(&summary_path)
+        .unwrap_or_else(|e| panic!("requirement 4: strace wrote no summary ({e})"));
     let created: u64 = ["clone", "clone3", "fork", "vfork"]
         .iter()
         .map(|s| strace_calls(&summary, s))
@@ -49,12 +56,12 @@ fn prints_a_table_and_strace_sees_every_fork() {
     // 10 threads + 10 forks + 10 programs + 2 ping-pong peers + 10 idle threads + 10 idle children.
     assert!(
         created >= 52,
-        "strace saw {created} task creations, expected >= 52:\n{summary}"
+        "requirement 4: strace saw {created} task creations, wanted at least 52:\n{summary}"
     );
     let execs = strace_calls(&summary, "execve");
     assert!(
         execs > 10,
-        "10 runs of /bin/true are 10 execve, strace saw {execs}:\n{summary}"
+        "requirement 4: strace saw {execs} execve, wanted more than 10 (10 runs of /bin/true):\n{summary}"
     );
 }
 
@@ -70,12 +77,27 @@ fn bad_arguments_print_usage_and_exit_2() {
     ];
     for args in cases {
         let out = run(lab_bin!(), args);
-        assert_eq!(out.code(), Some(2), "args {args:?}: {}", out.stderr_str());
+        let stderr = out.stderr_str();
         assert!(
-            out.stderr_str().to_lowercase().contains("usage"),
-            "args {args:?}: usage on stderr, got {:?}",
-            out.stderr_str()
+            out.code() == Some(2),
+            "requirement 5: args {args:?} exited with {:?}, wanted 2; stderr: {stderr:?}",
+            out.code()
         );
-        assert!(out.stdout.is_empty(), "args {args:?}: nothing on stdout");
+        assert!(
+            stderr.to_lowercase().contains("usage") && stderr.trim_end().lines().count() == 1,
+            "requirement 5: args {args:?} must print one line with the usage on stderr, got {stderr:?}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "requirement 5: args {args:?} printed {} bytes on stdout, wanted none",
+            out.stdout.len()
+        );
     }
+    let out = run(lab_bin!(), &["--help"]);
+    assert!(
+        out.code() == Some(0) && out.stdout_str().to_lowercase().contains("usage"),
+        "requirement 5: --help exited with {:?}, wanted 0 and the usage on stdout; stdout: {:?}",
+        out.code(),
+        out.stdout_str()
+    );
 }

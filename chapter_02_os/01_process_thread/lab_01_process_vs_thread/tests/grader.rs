@@ -25,7 +25,8 @@ fn context_switches(who: libc::c_int) -> u64 {
     // SAFETY: all zeroes is a valid rusage; getrusage fills it in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes only to `usage`, a live local.
-    assert_eq!(unsafe { libc::getrusage(who, &mut usage) }, 0);
+    let rc = unsafe { libc::getrusage(who, &mut usage) };
+    assert!(rc == 0, "getrusage failed: {}", io::Error::last_os_error());
     (usage.ru_nvcsw + usage.ru_nivcsw) as u64
 }
 
@@ -34,17 +35,21 @@ fn context_switches(who: libc::c_int) -> u64 {
 fn observe<T>(what: &str, f: impl FnOnce() -> io::Result<T>) -> (T, Duration, u64) {
     let tasks = tasks_created();
     let start = Instant::now();
-    let value = f().unwrap_or_else(|e| panic!("{what} failed: {e}"));
+    let value =
+        f().unwrap_or_else(|e| panic!("{what} returned an error, wanted a measurement: {e}"));
     (value, start.elapsed(), tasks_created() - tasks)
 }
 
 /// A median of `runs` runs cannot be more than twice the mean: half the runs took at least as
 /// long as the median.
 fn assert_is_a_median(what: &str, median: Duration, runs: usize, wall: Duration) {
-    assert!(median > Duration::ZERO, "{what}: the median must be > 0");
+    assert!(
+        median > Duration::ZERO,
+        "{what}: the median is {median:?}, wanted more than zero"
+    );
     assert!(
         median * runs as u32 / 2 <= wall,
-        "{what}: a median of {median:?} over {runs} runs cannot fit in the {wall:?} the call took"
+        "{what}: a median of {median:?} over {runs} runs cannot fit in the {wall:?} the call took: is it the median of one run each?"
     );
 }
 
@@ -57,7 +62,12 @@ fn cpu_set() -> Vec<usize> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: the kernel writes at most `size` bytes into `set`.
-    assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0);
+    let rc = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    assert!(
+        rc == 0,
+        "sched_getaffinity failed: {}",
+        io::Error::last_os_error()
+    );
     (0..libc::CPU_SETSIZE as usize)
         // SAFETY: reads one bit of a set we own, below CPU_SETSIZE.
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
@@ -69,16 +79,22 @@ fn cpu_set() -> Vec<usize> {
 fn thread_spawn_join_creates_one_task_per_run() {
     let n = repeats();
     let (median, wall, tasks) = observe("thread_spawn_join", || lab::thread_spawn_join(n));
-    assert!(tasks >= n as u64, "{n} runs created only {tasks} tasks");
-    assert_is_a_median("thread_spawn_join", median, n, wall);
+    assert!(
+        tasks >= n as u64,
+        "requirement 1: thread_spawn_join({n}) created {tasks} tasks, wanted at least {n}"
+    );
+    assert_is_a_median("requirement 1: thread_spawn_join", median, n, wall);
 }
 
 #[test]
 fn fork_wait_creates_one_process_per_run() {
     let n = repeats();
     let (median, wall, tasks) = observe("fork_wait", || lab::fork_wait(n));
-    assert!(tasks >= n as u64, "{n} forks created only {tasks} tasks");
-    assert_is_a_median("fork_wait", median, n, wall);
+    assert!(
+        tasks >= n as u64,
+        "requirement 1: fork_wait({n}) created {tasks} tasks, wanted at least {n}"
+    );
+    assert_is_a_median("requirement 1: fork_wait", median, n, wall);
 }
 
 #[test]
@@ -87,38 +103,44 @@ fn spawn_true_runs_the_program_once_per_run() {
     let (median, wall, tasks) = observe("spawn_true", || lab::spawn_true(n));
     assert!(
         tasks >= n as u64,
-        "{n} runs of /bin/true created only {tasks} tasks"
+        "requirement 1: spawn_true({n}) created {tasks} tasks, wanted at least {n}"
     );
-    assert_is_a_median("spawn_true", median, n, wall);
+    assert_is_a_median("requirement 1: spawn_true", median, n, wall);
 }
 
 #[test]
 fn creating_a_thread_is_cheaper_than_fork_and_exec() {
-    let thread = lab::thread_spawn_join(50).expect("thread_spawn_join");
-    let program = lab::spawn_true(50).expect("spawn_true");
-    assert!(thread > Duration::ZERO && program > Duration::ZERO);
+    let thread = lab::thread_spawn_join(50)
+        .unwrap_or_else(|e| panic!("requirement 1: thread_spawn_join(50) failed: {e}"));
+    let program =
+        lab::spawn_true(50).unwrap_or_else(|e| panic!("requirement 1: spawn_true(50) failed: {e}"));
+    assert!(
+        thread > Duration::ZERO && program > Duration::ZERO,
+        "requirement 1: medians of {thread:?} (thread) and {program:?} (/bin/true), wanted both above zero"
+    );
     assert!(
         thread < program,
-        "thread spawn+join ({thread:?}) should be cheaper than running /bin/true ({program:?})"
+        "requirement 1: thread spawn+join took {thread:?}, running /bin/true {program:?}; wanted the thread cheaper"
     );
 }
 
 #[test]
 fn tasks_created_reads_the_kernel_counter() {
     let before = tasks_created();
-    let theirs = lab::tasks_created().expect("tasks_created");
+    let theirs = lab::tasks_created()
+        .unwrap_or_else(|e| panic!("requirement 1: tasks_created() failed: {e}"));
     std::thread::spawn(|| {}).join().unwrap();
     let after = tasks_created();
     assert!(
         (before..after).contains(&theirs),
-        "tasks_created() = {theirs}, /proc/stat said {before} before and {after} after"
+        "requirement 1: tasks_created() = {theirs}, wanted a value in [{before}, {after}) (/proc/stat before and after)"
     );
 }
 
 #[test]
 fn zero_runs_is_an_invalid_input_error() {
     type Call = (&'static str, fn() -> io::Result<()>);
-    let calls: [Call; 7] = [
+    let calls: [Call; 9] = [
         ("thread_spawn_join(0)", || {
             lab::thread_spawn_join(0).map(drop)
         }),
@@ -136,10 +158,22 @@ fn zero_runs_is_an_invalid_input_error() {
         ("idle_processes_memory(0)", || {
             lab::idle_processes_memory(0).map(drop)
         }),
+        ("nice_contest(5, 0 s)", || {
+            lab::nice_contest(5, Duration::ZERO).map(drop)
+        }),
+        ("nice_contest(0, 10 ms)", || {
+            lab::nice_contest(0, Duration::from_millis(10)).map(drop)
+        }),
     ];
     for (what, call) in calls {
-        let err = call().expect_err(what);
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{what}: {err}");
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {}
+            Err(e) => panic!(
+                "requirement 1: {what} returned an error of kind {:?} ({e}), wanted InvalidInput",
+                e.kind()
+            ),
+            Ok(()) => panic!("requirement 1: {what} returned Ok, wanted an InvalidInput error"),
+        }
     }
 }
 
@@ -152,9 +186,9 @@ fn ping_pong_between_threads_switches_for_every_message() {
     let switches = context_switches(libc::RUSAGE_SELF) - switches;
     assert!(
         switches >= n as u64,
-        "{n} round trips on one CPU made only {switches} context switches"
+        "requirement 2: {n} round trips between threads made {switches} context switches, wanted at least {n}"
     );
-    assert_is_a_median("ping_pong_threads", median, n, wall);
+    assert_is_a_median("requirement 2: ping_pong_threads", median, n, wall);
 }
 
 #[test]
@@ -164,27 +198,32 @@ fn ping_pong_between_processes_switches_for_every_message() {
     let switches = count();
     let (median, wall, tasks) = observe("ping_pong_processes", || lab::ping_pong_processes(n));
     let switches = count() - switches;
-    assert!(tasks >= 1, "no process was created");
+    assert!(
+        tasks >= 1,
+        "requirement 2: ping_pong_processes created {tasks} tasks, wanted a forked child"
+    );
     assert!(
         switches >= n as u64,
-        "{n} round trips on one CPU made only {switches} context switches (is the child reaped?)"
+        "requirement 2: {n} round trips between processes made {switches} context switches, wanted at least {n} (is the child reaped?)"
     );
-    assert_is_a_median("ping_pong_processes", median, n, wall);
+    assert_is_a_median("requirement 2: ping_pong_processes", median, n, wall);
 }
 
 #[test]
 fn ping_pong_gives_the_caller_its_cpu_set_back() {
     let before = cpu_set();
-    lab::ping_pong_threads(100).expect("ping_pong_threads");
-    assert_eq!(
-        cpu_set(),
-        before,
-        "ping_pong_threads left the caller pinned"
+    lab::ping_pong_threads(100)
+        .unwrap_or_else(|e| panic!("requirement 2: ping_pong_threads(100) failed: {e}"));
+    let after = cpu_set();
+    assert!(
+        after == before,
+        "requirement 2: after ping_pong_threads the caller may run on CPUs {after:?}, wanted its old set {before:?}"
     );
-    lab::ping_pong_processes(100).expect("ping_pong_processes");
-    assert_eq!(
-        cpu_set(),
-        before,
-        "ping_pong_processes left the caller pinned"
+    lab::ping_pong_processes(100)
+        .unwrap_or_else(|e| panic!("requirement 2: ping_pong_processes(100) failed: {e}"));
+    let after = cpu_set();
+    assert!(
+        after == before,
+        "requirement 2: after ping_pong_processes the caller may run on CPUs {after:?}, wanted its old set {before:?}"
     );
 }

@@ -74,47 +74,58 @@ fn idle_processes_cost_more_rss_than_idle_threads() {
     let threads_before = thread_ids();
     let tasks = tasks_created();
 
-    let by_threads = lab::idle_threads_memory(n).expect("idle_threads_memory");
+    let by_threads = lab::idle_threads_memory(n)
+        .unwrap_or_else(|e| panic!("requirement 3: idle_threads_memory({n}) failed: {e}"));
+    let created = tasks_created() - tasks;
     assert!(
-        tasks_created() - tasks >= n as u64,
-        "{n} threads were not created"
+        created >= n as u64,
+        "requirement 3: idle_threads_memory({n}) created {created} tasks, wanted at least {n}"
     );
     assert!(
         by_threads.rss_kib > 0,
-        "{n} started threads must grow the RSS a little"
+        "requirement 3: {n} started threads grew the RSS by {} KiB, wanted more than 0 (their stacks)",
+        by_threads.rss_kib
     );
     assert!(
         wait::until(Duration::from_secs(5), || thread_ids()
             .difference(&threads_before)
             .count()
             == 0),
-        "the idle threads must be joined before idle_threads_memory returns"
+        "requirement 3: {} idle threads were still alive 5 s after idle_threads_memory returned, wanted all joined",
+        thread_ids().difference(&threads_before).count()
     );
 
     let tasks = tasks_created();
-    let by_processes = lab::idle_processes_memory(n).expect("idle_processes_memory");
+    let by_processes = lab::idle_processes_memory(n)
+        .unwrap_or_else(|e| panic!("requirement 3: idle_processes_memory({n}) failed: {e}"));
+    let created = tasks_created() - tasks;
     assert!(
-        tasks_created() - tasks >= n as u64,
-        "{n} processes were not created"
+        created >= n as u64,
+        "requirement 3: idle_processes_memory({n}) created {created} tasks, wanted at least {n}"
     );
+    let left = children();
     assert!(
-        children().is_empty(),
-        "the idle children must be killed and reaped before idle_processes_memory returns: {:?}",
-        children()
+        left.is_empty(),
+        "requirement 3: {} children (zombies?) were left after idle_processes_memory returned, wanted all killed and reaped: {:?}",
+        left.len(),
+        left.iter().take(5).collect::<Vec<_>>()
     );
     assert!(
         by_processes.private_kib > 0,
-        "each child has some private pages"
+        "requirement 3: {n} idle children hold {} KiB of private memory in all, wanted more than 0",
+        by_processes.private_kib
     );
     assert!(
         by_processes.rss_kib > by_threads.rss_kib,
-        "{n} processes: RSS {} KiB (sum) should exceed {n} threads: +{} KiB",
+        "requirement 3: {n} processes: RSS {} KiB (sum); {n} threads: +{} KiB; wanted the processes' RSS larger",
         by_processes.rss_kib,
         by_threads.rss_kib
     );
     assert!(
         by_processes.rss_kib >= by_processes.private_kib,
-        "private pages are a part of the RSS"
+        "requirement 3: the children's RSS {} KiB is below their private memory {} KiB, wanted private pages counted in the RSS",
+        by_processes.rss_kib,
+        by_processes.private_kib
     );
 }
 
@@ -123,15 +134,19 @@ fn idle_processes_cost_more_rss_than_idle_threads() {
 fn fork_wait_reaps_every_child() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tasks = tasks_created();
-    lab::fork_wait(30).expect("fork_wait");
-    lab::ping_pong_processes(50).expect("ping_pong_processes");
+    lab::fork_wait(30).unwrap_or_else(|e| panic!("requirement 1: fork_wait(30) failed: {e}"));
+    lab::ping_pong_processes(50)
+        .unwrap_or_else(|e| panic!("requirement 2: ping_pong_processes(50) failed: {e}"));
+    let created = tasks_created() - tasks;
     assert!(
-        tasks_created() - tasks >= 31,
-        "fork_wait(30) must fork 30 times"
+        created >= 31,
+        "requirement 1: fork_wait(30) and one ping-pong created {created} tasks, wanted at least 31"
     );
+    let left = children();
     assert!(
-        children().is_empty(),
-        "children left behind (zombies?): {:?}",
-        children()
+        left.is_empty(),
+        "requirement 1: {} children (zombies?) were left after fork_wait(30) and ping_pong_processes(50), wanted none: {:?}",
+        left.len(),
+        left.iter().take(5).collect::<Vec<_>>()
     );
 }

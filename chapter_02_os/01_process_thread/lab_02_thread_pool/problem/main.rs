@@ -1,3 +1,53 @@
+//! ## Goal
+//! Lab 2.1 showed that creating a thread costs tens of microseconds. A server that starts a thread
+//! per request pays that every time; a *thread pool* pays it once and then hands each job to a
+//! thread that already exists. You build the classic one: `n` workers, one shared queue behind a
+//! mutex, a condition variable to sleep on, a handle per job to get its result back, panics that
+//! do not kill workers, and a shutdown that finishes the work before it joins the threads. Then you
+//! race it against rayon.
+//!
+//! ## Requirements
+//! 1. `ThreadPool::new(n)` starts `n` worker threads named `pool-worker-0` to `pool-worker-{n-1}`
+//!    (the grader finds them by name in `/proc/self/task/*/comm`), and `threads()` returns `n`;
+//!    `new(0)` is `Err(PoolError::ZeroThreads)`. `n` jobs can run at the same time, each on its
+//!    own worker: no job runs while the queue's lock is held.
+//! 2. `execute(job)` queues any `FnOnce() -> T + Send + 'static` and returns a `JobHandle<T>` at
+//!    once, even when every worker is busy and thousands of jobs wait (the queue is unbounded);
+//!    `handle.join()` blocks until the job has run and returns its value. Every job runs exactly
+//!    once, also when its handle is dropped unread, and a handle can still be read after the pool
+//!    is dropped (a worker leaves the result and moves on). The pool is `Send + Sync`: several
+//!    threads may call `execute` on one `&ThreadPool`.
+//! 3. Dropping the pool is a graceful shutdown: it wakes every worker, every queued job runs, a
+//!    running job finishes, and every worker thread is joined before `drop` returns. Jobs start in
+//!    submission order (FIFO), which a single worker makes visible.
+//! 4. A job that panics does not kill its worker: `join` returns `Err(PoolError::Panicked(msg))`
+//!    with the panic message, and the pool keeps `n` live workers.
+//! 5. No busy waiting: an idle worker sleeps in the kernel until a job comes. The grader watches
+//!    the `pool-worker-*` threads for one idle second and counts their context switches and CPU
+//!    ticks: a worker asleep in `Condvar::wait` makes none, one that polls with
+//!    `wait_timeout(1 ms)` wakes a thousand times, one that spins burns a core.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 2.2    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `ThreadPool::new(n)` starts `n` worker threads named `pool-worker-0` to
+//!   `pool-worker-{n-1}` (the grader finds them by name in `/proc/self/task/*/comm`), and
+//!   `threads()` returns `n`; `new(0)` is `Err(PoolError::ZeroThreads)`
+//! - [ ] Requirement 2: `execute(job)` queues any `FnOnce() -> T + Send + 'static` and returns a
+//!   `JobHandle<T>` at once, even when every worker is busy and thousands of jobs wait (the queue
+//!   is unbounded); `handle.join()` blocks until the job has run and returns its value
+//! - [ ] Requirement 3: Dropping the pool is a graceful shutdown: it wakes every worker, every
+//!   queued job runs, a running job finishes, and every worker thread is joined before `drop`
+//!   returns
+//! - [ ] Requirement 4: A job that panics does not kill its worker: `join` returns
+//!   `Err(PoolError::Panicked(msg))` with the panic message, and the pool keeps `n` live workers
+//! - [ ] Requirement 5: No busy waiting: an idle worker sleeps in the kernel until a job comes
+//!
+//! ## Notes
+//!
 //! A thread pool: `n` worker threads that take jobs from one shared queue.
 //!
 //! Build `ThreadPool::new(n)`, `execute(job)` returning a `JobHandle`, and a `Drop` that shuts
@@ -47,7 +97,8 @@ pub struct ThreadPool {
 }
 
 impl ThreadPool {
-    /// Starts `threads` workers. `threads == 0` is `Err(PoolError::ZeroThreads)`.
+    /// Starts `threads` workers, named `pool-worker-0`, `pool-worker-1`... (the grader finds
+    /// them by name). `threads == 0` is `Err(PoolError::ZeroThreads)`.
     pub fn new(threads: usize) -> Result<ThreadPool, PoolError> {
         todo!("start `threads` workers that sleep until a job is queued")
     }

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{ON_PURPOSE, Rendezvous, quiet_intentional_panics, within_deadline};
+use labkit::wait;
 use rand::RngExt;
 use rand::seq::SliceRandom;
 
@@ -24,12 +25,16 @@ const MEET: Duration = Duration::from_secs(5);
 fn zero_threads_is_an_error() {
     assert!(
         matches!(ThreadPool::new(0), Err(PoolError::ZeroThreads)),
-        "ThreadPool::new(0) must be Err(PoolError::ZeroThreads)"
+        "requirement 1: ThreadPool::new(0) must be Err(PoolError::ZeroThreads)"
     );
     within_deadline(|| {
         let n = rand::rng().random_range(1..8);
         let pool = ThreadPool::new(n).expect("ThreadPool::new");
-        assert_eq!(pool.threads(), n);
+        let threads = pool.threads();
+        assert!(
+            threads == n,
+            "requirement 1: ThreadPool::new({n}).threads() returned {threads}; wanted {n}"
+        );
     });
 }
 
@@ -48,13 +53,13 @@ fn jobs_run_in_parallel_on_every_worker() {
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert!(
             results.iter().all(|(met, _)| *met),
-            "{n} jobs on {n} workers must be able to run at the same time"
+            "requirement 1: {n} jobs on {n} workers did not all run at the same time (they met \
+             for 5 s and some never came): is a job run while the queue's lock is held?"
         );
         let threads: HashSet<_> = results.iter().map(|(_, id)| *id).collect();
-        assert_eq!(
-            threads.len(),
-            n,
-            "the {n} jobs ran on {} threads",
+        assert!(
+            threads.len() == n,
+            "requirement 1: the {n} jobs ran on {} threads; wanted {n}, one per worker",
             threads.len()
         );
     });
@@ -78,16 +83,28 @@ fn runs_10000_jobs_exactly_once() {
             })
             .collect();
         for (i, handle) in handles.into_iter().enumerate() {
-            assert_eq!(handle.join().unwrap(), i * 3, "result of job {i}");
-        }
-        drop(pool);
-        for (i, count) in runs.iter().enumerate() {
-            assert_eq!(
-                count.load(Ordering::SeqCst),
-                1,
-                "job {i} ran the wrong number of times"
+            let got = handle.join();
+            assert!(
+                matches!(got, Ok(r) if r == i * 3),
+                "requirement 2: job {i}'s handle returned {got:?}; wanted Ok({})",
+                i * 3
             );
         }
+        drop(pool);
+        let wrong = runs
+            .iter()
+            .enumerate()
+            .map(|(i, count)| (i, count.load(Ordering::SeqCst)))
+            .filter(|&(_, count)| count != 1)
+            .collect::<Vec<_>>();
+        assert!(
+            wrong.is_empty(),
+            "requirement 2: {} of {JOBS} jobs did not run exactly once (first: job {} ran {} \
+             times); wanted each once",
+            wrong.len(),
+            wrong[0].0,
+            wrong[0].1
+        );
     });
 }
 
@@ -103,7 +120,13 @@ fn handles_return_each_jobs_own_result_in_any_join_order() {
             .collect();
         handles.shuffle(&mut rng);
         for (x, handle) in handles {
-            assert_eq!(handle.join().unwrap(), format!("{x}:{}", x * x));
+            let got = handle.join();
+            let want = format!("{x}:{}", x * x);
+            assert!(
+                matches!(&got, Ok(s) if *s == want),
+                "requirement 2: the handle of the job computing {x} returned {got:?}; wanted \
+                 Ok({want:?})"
+            );
         }
     });
 }
@@ -129,7 +152,11 @@ fn execute_can_be_called_from_many_threads() {
         let expected: u64 = (0..4u64)
             .flat_map(|t| (0..500).map(move |i| t * 1000 + i))
             .sum();
-        assert_eq!(total, expected);
+        assert!(
+            total == expected,
+            "requirement 2: 4 threads each executed 500 jobs; the results summed to {total}, \
+             wanted {expected}"
+        );
     });
 }
 
@@ -143,7 +170,100 @@ fn a_dropped_handle_does_not_cancel_its_job() {
             let _ = pool.execute(move || ran.fetch_add(1, Ordering::SeqCst));
         }
         drop(pool);
-        assert_eq!(ran.load(Ordering::SeqCst), 100);
+        let ran = ran.load(Ordering::SeqCst);
+        assert!(
+            ran == 100,
+            "requirement 2: 100 jobs whose handles were dropped at once ran {ran} times; wanted \
+             100 (a dropped handle must not cancel its job)"
+        );
+    });
+}
+
+#[test]
+fn execute_returns_at_once_while_every_worker_is_busy() {
+    within_deadline(|| {
+        let mut rng = rand::rng();
+        let n = rng.random_range(1..=3);
+        let jobs: usize = rng.random_range(3_000..6_000);
+        let pool = Arc::new(ThreadPool::new(n).expect("ThreadPool::new"));
+        // n jobs hold every worker until the gate opens (the sender is dropped).
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate_rx = Arc::new(Mutex::new(gate_rx));
+        for _ in 0..n {
+            let gate_rx = gate_rx.clone();
+            pool.execute(move || {
+                let _ = gate_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(10));
+            });
+        }
+        // Meanwhile another thread queues thousands of jobs: every `execute` must return.
+        let submitted = Arc::new(AtomicUsize::new(0));
+        let submitter = {
+            let (pool, submitted) = (pool.clone(), submitted.clone());
+            thread::spawn(move || {
+                (0..jobs)
+                    .map(|i| {
+                        let handle = pool.execute(move || i);
+                        submitted.fetch_add(1, Ordering::SeqCst);
+                        handle
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let all_queued = wait::until(Duration::from_secs(5), || {
+            submitted.load(Ordering::SeqCst) == jobs
+        });
+        let queued = submitted.load(Ordering::SeqCst);
+        drop(gate_tx);
+        assert!(
+            all_queued,
+            "requirement 2: with all {n} workers busy, `execute` returned for {queued} of {jobs} \
+             jobs within 5 s; wanted all of them (queue the job and return: never wait for a \
+             free worker or for room in a bounded queue)"
+        );
+        let handles = submitter.join().expect("the submitting thread");
+        let wrong = handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (i, h.join()))
+            .find(|(i, got)| !matches!(got, Ok(r) if r == i));
+        assert!(
+            wrong.is_none(),
+            "requirement 2: after the gate opened, a queued job's handle returned {wrong:?}; \
+             wanted each job's own index"
+        );
+    });
+}
+
+#[test]
+fn handles_deliver_results_after_the_pool_is_dropped() {
+    within_deadline(|| {
+        let jobs = rand::rng().random_range(20..60u64);
+        let pool = ThreadPool::new(2).expect("ThreadPool::new");
+        let handles: Vec<_> = (0..jobs).map(|i| pool.execute(move || i * 7)).collect();
+        // Nobody reads a handle before the pool is gone: the results must wait for them.
+        let (dropped_tx, dropped_rx) = mpsc::channel();
+        thread::spawn(move || {
+            drop(pool);
+            let _ = dropped_tx.send(());
+        });
+        assert!(
+            dropped_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "requirement 2: drop(pool) did not return within 5 s while {jobs} handles were still \
+             unread; wanted a worker to leave each result in its handle and move on (does it \
+             wait for the handle to be read?)"
+        );
+        for (i, handle) in handles.into_iter().enumerate() {
+            let got = handle.join();
+            assert!(
+                matches!(got, Ok(r) if r == i as u64 * 7),
+                "requirement 2: job {i}'s handle, read after drop(pool), returned {got:?}; \
+                 wanted Ok({})",
+                i as u64 * 7
+            );
+        }
     });
 }
 
@@ -172,10 +292,11 @@ fn dropping_the_pool_runs_every_queued_job_first() {
         }
         drop(gate_tx); // both gate jobs return at once
         drop(pool);
-        assert_eq!(
-            ran.load(Ordering::SeqCst),
-            502,
-            "drop(pool) returned before every queued job had run"
+        let ran = ran.load(Ordering::SeqCst);
+        assert!(
+            ran == 502,
+            "requirement 3: when drop(pool) returned, {ran} of 502 queued jobs had run; wanted \
+             all of them"
         );
     });
 }
@@ -224,17 +345,19 @@ fn drop_waits_for_running_jobs_and_joins_every_worker() {
             .collect();
         assert!(
             results.iter().all(|met| *met),
-            "the {n} workers must run at the same time"
+            "requirement 1: the {n} workers did not all run a job at the same time"
         );
         drop(pool);
         assert!(
             slow_job_done.load(Ordering::SeqCst),
-            "drop(pool) returned while a job was still running"
+            "requirement 3: drop(pool) returned while a job was still running; wanted it to \
+             wait for running jobs (join every worker)"
         );
-        assert_eq!(
-            exited.load(Ordering::SeqCst),
-            n,
-            "when drop(pool) returns, all {n} worker threads must have exited (joined)"
+        let exited = exited.load(Ordering::SeqCst);
+        assert!(
+            exited == n,
+            "requirement 3: when drop(pool) returned, {exited} of {n} worker threads had exited; \
+             wanted all {n} (joined)"
         );
     });
 }
@@ -250,10 +373,14 @@ fn a_single_worker_runs_jobs_in_submission_order() {
         }
         drop(pool);
         let order = order.lock().unwrap();
-        assert_eq!(
-            *order,
-            (0..1000).collect::<Vec<_>>(),
-            "jobs must run first in, first out"
+        let first_wrong = order.iter().enumerate().find(|&(at, &job)| at != job);
+        assert!(
+            order.len() == 1000 && first_wrong.is_none(),
+            "requirement 3: a single worker ran {} of 1000 jobs, and at position {:?} job {:?}; \
+             wanted every job, first in, first out",
+            order.len(),
+            first_wrong.map(|(at, _)| at),
+            first_wrong.map(|(_, job)| job)
         );
     });
 }
@@ -269,12 +396,20 @@ fn a_panicking_job_reports_its_message_through_its_handle() {
         match failed.join() {
             Err(PoolError::Panicked(message)) => assert!(
                 message.contains(&format!("#{token}")),
-                "the panic message should be in the error: {message:?}"
+                "requirement 4: the error of a job that panicked with \"#{token}\" holds \
+                 {message:?}; wanted the panic message"
             ),
-            Err(other) => panic!("expected PoolError::Panicked, got {other:?}"),
-            Ok(value) => panic!("a panicking job returned {value}"),
+            Err(other) => panic!(
+                "requirement 4: a panicking job's handle returned Err({other:?}); wanted \
+                 Err(PoolError::Panicked(message))"
+            ),
+            Ok(value) => panic!("requirement 4: a panicking job's handle returned Ok({value})"),
         }
-        assert_eq!(pool.execute(|| 42).join().unwrap(), 42);
+        let after = pool.execute(|| 42).join();
+        assert!(
+            matches!(after, Ok(42)),
+            "requirement 4: after a panic, a job returning 42 gave {after:?}; wanted Ok(42)"
+        );
     });
 }
 
@@ -288,7 +423,12 @@ fn panicking_jobs_do_not_kill_workers() {
             .map(|_| pool.execute(|| -> () { panic!("{ON_PURPOSE}") }))
             .collect();
         for handle in failures {
-            assert!(matches!(handle.join(), Err(PoolError::Panicked(_))));
+            let got = handle.join();
+            assert!(
+                matches!(got, Err(PoolError::Panicked(_))),
+                "requirement 4: a panicking job's handle returned {got:?}; wanted \
+                 Err(PoolError::Panicked(_))"
+            );
         }
         // All n workers must still be there: n jobs can meet at the same time.
         let meeting = Arc::new(Rendezvous::new(n));
@@ -301,7 +441,8 @@ fn panicking_jobs_do_not_kill_workers() {
         for handle in handles {
             assert!(
                 handle.join().unwrap(),
-                "after panicking jobs, {n} jobs can no longer run at once: a worker died"
+                "requirement 4: after panicking jobs, {n} jobs can no longer run at once: a \
+                 worker died"
             );
         }
     });

@@ -1,3 +1,65 @@
+//! ## Goal
+//! Two loops that read the same numbers can differ in speed by 10x or more, because the CPU never
+//! reads one number from memory: it moves 64-byte cache lines through L1, L2 and L3, and translates
+//! every address through the TLB. In this lab you make those layers show up as numbers and as a
+//! plot. You sum a matrix along its rows and along its columns, chase pointers through working sets
+//! from 4 KiB to 256 MiB until the latency steps up at each cache size, and count the page faults
+//! the kernel takes when you first touch fresh memory.
+//!
+//! ## Requirements
+//! 1. `sum_row_major(m, n)` and `sum_column_major(m, n)` return the wrapping sum of an `n` x `n`
+//!    matrix stored row after row, walking along the rows and down the columns. On a 32 MiB matrix
+//!    the row-major walk is at least 2x faster.
+//! 2. `build_chase(lines)` links `lines` 64-byte `Line`s into one random cycle (following `next`
+//!    from line 0 visits every line once and comes back to 0); `chase(lines, steps)` follows `next`
+//!    `steps` times from line 0 and returns where it stops; `ns_per_access(bytes, steps)` returns
+//!    the time per hop over a working set of `bytes` (the best of 3 runs, after a warm-up lap). A
+//!    chase through 64 MiB is at least 3x slower per hop than through 16 KiB.
+//! 3. `minor_faults()` returns the calling thread's minor page faults (`getrusage(RUSAGE_THREAD)`;
+//!    faults taken by other threads meanwhile do not count).
+//!    `faults_while_touching(pages, prefault)` maps `pages` fresh anonymous pages, prepares them
+//!    (`Nothing`, `Populate` with `MAP_POPULATE`, or `TouchFirst`), writes one byte per page and
+//!    returns the faults of that pass: about `pages` for `Nothing`, about 0 for the other two (whose
+//!    faults happen before, on the same thread). `pages == 0` or an impossible size is an
+//!    `InvalidInput` error.
+//! 4. `render_svg(points, caches)` returns a well-formed SVG document with numeric `width` and
+//!    `height`, exactly one `<polyline>` with one `x,y` pair per point in the order given, on the
+//!    canvas; bigger working sets further right, bigger latencies higher up; and each cache in the
+//!    plotted range marked with its name.
+//! 5. The program (`--max-kib N` default 262144, `--matrix N` default 4096, `--pages N` default
+//!    25600, `--svg PATH` default `locality.svg`) prints the matrix timings, one table row per
+//!    working-set size starting with the size (`4 KiB`, `8 KiB`, ... up to `--max-kib`), the page
+//!    fault counts, and writes the SVG.
+//! 6. A bad argument (unknown option, missing or non-numeric value, 0, `--max-kib` below 4) prints
+//!    the usage on stderr and exits with code 2.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 2.3    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `sum_row_major(m, n)` and `sum_column_major(m, n)` return the wrapping sum
+//!   of an `n` x `n` matrix stored row after row, walking along the rows and down the columns
+//! - [ ] Requirement 2: `build_chase(lines)` links `lines` 64-byte `Line`s into one random cycle
+//!   (following `next` from line 0 visits every line once and comes back to 0); `chase(lines,
+//!   steps)` follows `next` `steps` times from line 0 and returns where it stops;
+//!   `ns_per_access(bytes, steps)` returns the time per hop over a working set of `bytes` (the best
+//!   of 3 runs, after a warm-up lap)
+//! - [ ] Requirement 3: `minor_faults()` returns the calling thread's minor page faults
+//!   (`getrusage(RUSAGE_THREAD)`; faults taken by other threads meanwhile do not count)
+//! - [ ] Requirement 4: `render_svg(points, caches)` returns a well-formed SVG document with
+//!   numeric `width` and `height`, exactly one `<polyline>` with one `x,y` pair per point in the
+//!   order given, on the canvas; bigger working sets further right, bigger latencies higher up; and
+//!   each cache in the plotted range marked with its name
+//! - [ ] Requirement 5: The program (`--max-kib N` default 262144, `--matrix N` default 4096,
+//!   `--pages N` default 25600, `--svg PATH` default `locality.svg`) prints the matrix timings, one
+//!   table row per working-set size starting with the size (`4 KiB`, `8 KiB`,
+//! - [ ] Requirement 6: A bad argument (unknown option, missing or non-numeric value, 0,
+//!   `--max-kib` below 4) prints the usage on stderr and exits with code 2
+//!
+//! ## Notes
+//!
 //! Locality: the same number of memory accesses can cost 1 ns or 100 ns each.
 //!
 //! Make the caches, the TLB and page faults visible: a matrix summed along rows and along

@@ -1,3 +1,52 @@
+//! ## Goal
+//! `Box::new` calls the general-purpose allocator (glibc's `malloc` here). It serves any size, from
+//! any thread, and tries to give memory back to the system, and every call pays for that. Servers
+//! that allocate the same object a million times a second (connections, requests, order book
+//! entries) often use a *pool* instead: one big allocation cut into equal blocks, with the free
+//! blocks linked into a list that lives inside the blocks themselves. You build one with O(1)
+//! alloc and free, a `PoolBox<T>` handle that makes double free and use-after-free impossible in
+//! safe code, and correct alignment for any `T`. Then you measure it against `Box::new`.
+//!
+//! ## Requirements
+//! 1. `Pool::<T>::with_capacity(n)` makes a pool of `n` blocks in one allocation;
+//!    `capacity()` is `n` and `available()` the blocks not in use. `n == 0` is
+//!    `PoolError::ZeroCapacity`; a size that cannot be allocated (it overflows, or the allocator
+//!    refuses) is `PoolError::TooLarge`, never a panic or an abort. Creating a pool is O(1) and
+//!    touches none of the blocks' memory (the grader counts page faults while it creates a pool
+//!    of 50,000 blocks of 4 KiB).
+//! 2. `alloc(value)` moves `value` into a free block in O(1) and returns a `PoolBox<'_, T>`, or
+//!    `None` when every block is in use (a pool never grows and never falls back to the heap).
+//!    Every block is cut from the pool's one allocation: with every block of a `Pool<u64>` in use,
+//!    the lowest and highest block addresses are at most `(n - 1) x 16` bytes apart, and a block
+//!    freed and allocated again stays among them. The most recently freed block is handed out
+//!    first (LIFO: it is still warm in the cache), before any never-used block. Live blocks never
+//!    overlap and keep their values; `available()` counts freed blocks as available again.
+//! 3. Every block is aligned for `T` (`u8` to `u128`, a `#[repr(align(64))]` type), also after it
+//!    has been freed and reused. Zero-sized types work too.
+//! 4. `PoolBox<T>` derefs (`Deref`, `DerefMut`) to the value. Dropping it drops the value exactly
+//!    once and gives the block back; `PoolBox::into_inner(b)` moves the value out without dropping
+//!    it and gives the block back. A value that `alloc` could not place is dropped.
+//! 5. Any random sequence of allocs and frees behaves like a model of the live values.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 2.4    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `Pool::<T>::with_capacity(n)` makes a pool of `n` blocks in one allocation;
+//!   `capacity()` is `n` and `available()` the blocks not in use
+//! - [ ] Requirement 2: `alloc(value)` moves `value` into a free block in O(1) and returns a
+//!   `PoolBox<'_, T>`, or `None` when every block is in use (a pool never grows and never falls
+//!   back to the heap)
+//! - [ ] Requirement 3: Every block is aligned for `T` (`u8` to `u128`, a `#[repr(align(64))]`
+//!   type), also after it has been freed and reused
+//! - [ ] Requirement 4: `PoolBox<T>` derefs (`Deref`, `DerefMut`) to the value
+//! - [ ] Requirement 5: Any random sequence of allocs and frees behaves like a model of the live
+//!   values
+//!
+//! ## Notes
+//!
 //! A fixed-size block pool: one big allocation cut into equal blocks, handed out and taken back
 //! in O(1), with a safe handle so that safe code can neither free a block twice nor use it
 //! after freeing it.

@@ -1,3 +1,65 @@
+//! ## Goal
+//! Write `echo_mio --addr HOST:PORT`, the echo server of lab 2.5 again, now on **one thread**:
+//! non-blocking sockets and an event loop over epoll, through the `mio` crate. Nothing blocks any
+//! more, so everything a sleeping thread did for you becomes your code: remembering the bytes a
+//! partial write left over, asking for "writable" only while you hold such bytes, not reading from a
+//! client whose echo is stuck, telling a half-close from a reset. The same grader as lab 2.5 checks
+//! it, with 1,000 clients instead of 200.
+//!
+//! ## Requirements
+//! 1. `echo_mio [--addr HOST:PORT]` (default `127.0.0.1:7000`) listens and prints
+//!    `listening on <addr>` on stdout, with the address the socket is bound to (`local_addr()`):
+//!    the grader passes port 0 and connects to the port the kernel picked. `--help` prints the
+//!    usage on stdout and exits 0; a bad address or an unknown argument is one line on stderr and
+//!    exit code 2; an address already in use is one line on stderr and exit code 1; never a panic.
+//!    The server runs a single thread: with 200 clients connected and echoed, `/proc/<pid>/task`
+//!    holds one thread.
+//! 2. Every byte a client sends comes back, in order (a 1 MiB random payload, byte for byte). When
+//!    the client shuts down its sending side (`shutdown(Write)`, a FIN), the server sends whatever
+//!    echo it still owes, then closes: the client reads end-of-file right after its last byte, even
+//!    when it reads slowly (so the server holds unsent bytes when the FIN arrives). mio reports
+//!    readiness once per change (edge-triggered), so a connection reads until `WouldBlock`: 200 to
+//!    700 KiB that pile up in a socket while the server is stopped (`SIGSTOP`) all come back.
+//! 3. Clients are served concurrently: 1,000 clients connected at the same time each get their own
+//!    message back. The listening socket has a backlog of 1,024: with the server frozen
+//!    (`SIGSTOP`), 1,024 clients can still connect, and once it runs again all of them are served.
+//! 4. A client that sends and never reads its echo does not stop the others (the loop never waits
+//!    on one socket); when it starts reading it gets its whole echo, nothing lost or duplicated.
+//!    Meanwhile the server stops reading from that client (backpressure): the client's writes
+//!    stall once the kernel's buffers are full, and the server's resident memory (`VmRSS`) grows
+//!    by at most 16 MiB while the client tries to send 96 MiB.
+//! 5. Clients that vanish with a reset (`SO_LINGER` 0) never kill the server, and the server closes
+//!    every connection whose client left: its number of open file descriptors (`/proc/<pid>/fd`)
+//!    returns to where it was after 1,000 clients.
+//! 6. An idle server sleeps in `epoll_wait` (`poll` with no timeout) until something happens: with
+//!    10 clients connected and silent, over one idle second it wakes at most 20 times and uses at
+//!    most 5 CPU ticks.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 2.6    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `echo_mio [--addr HOST:PORT]` (default `127.0.0.1:7000`) listens and prints
+//!   `listening on <addr>` on stdout, with the address the socket is bound to (`local_addr()`): the
+//!   grader passes port 0 and connects to the port the kernel picked
+//! - [ ] Requirement 2: Every byte a client sends comes back, in order (a 1 MiB random payload,
+//!   byte for byte)
+//! - [ ] Requirement 3: Clients are served concurrently: 1,000 clients connected at the same time
+//!   each get their own message back
+//! - [ ] Requirement 4: A client that sends and never reads its echo does not stop the others (the
+//!   loop never waits on one socket); when it starts reading it gets its whole echo, nothing lost
+//!   or duplicated
+//! - [ ] Requirement 5: Clients that vanish with a reset (`SO_LINGER` 0) never kill the server, and
+//!   the server closes every connection whose client left: its number of open file descriptors
+//!   (`/proc/<pid>/fd`) returns to where it was after 1,000 clients
+//! - [ ] Requirement 6: An idle server sleeps in `epoll_wait` (`poll` with no timeout) until
+//!   something happens: with 10 clients connected and silent, over one idle second it wakes at most
+//!   20 times and uses at most 5 CPU ticks
+//!
+//! ## Notes
+//!
 //! Echo server, version 2 of 3: one thread, non-blocking sockets and a mio event loop.
 //!
 //! `echo_mio [--addr HOST:PORT]` sends back every byte each client sends, like lab 2.5, but
@@ -9,10 +71,11 @@
 //! `allow` below once every argument is used.
 #![allow(unused_variables)]
 
-use std::ffi::OsString;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+
+use clap::Parser;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
@@ -24,20 +87,42 @@ pub const BACKLOG: i32 = 1024;
 /// Bytes read per `read` call, into one buffer shared by every connection.
 pub const BUF_SIZE: usize = 8 * 1024;
 
+const USAGE: &str = "usage: echo_mio [--addr HOST:PORT]";
+
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum ServerError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The listening socket could not be created: exit code 1.
     Bind { addr: SocketAddr, source: io::Error },
     /// The event loop itself failed (epoll): exit code 1.
     Poll(io::Error),
 }
 
-/// Parses the arguments after the program name: `--addr HOST:PORT` or nothing.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<SocketAddr, ServerError> {
-    todo!("read --addr (default DEFAULT_ADDR) and parse it; anything else is a Usage error")
+/// The command line: `echo_mio [--addr HOST:PORT]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "echo_mio",
+    about = "An echo server: one thread, a mio event loop"
+)]
+pub struct Args {
+    /// Where to listen (port 0: the kernel picks a free one; print the bound address)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+pub fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!("echo_mio: {}; {USAGE}", why.trim_start_matches("error: "));
+        ExitCode::from(2)
+    })
 }
 
 /// Creates the non-blocking listening socket with a backlog of [`BACKLOG`].
@@ -96,5 +181,8 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    todo!("parse the arguments, bind, print `listening on <addr>`, serve; errors to stderr")
+    todo!(
+        "parse_args (given), bind, print `listening on <local_addr()>`, serve; a bind error is \
+         one line on stderr and exit code 1"
+    )
 }

@@ -11,12 +11,13 @@
 //! across an `.await`), and the runtime runs many of them on a few worker threads (one per
 //! core by default).
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use clap::Parser;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -33,8 +34,6 @@ const USAGE: &str = "usage: echo_tokio [--addr HOST:PORT]";
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum ServerError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The listening socket could not be created: exit code 1.
     Bind { addr: SocketAddr, source: io::Error },
 }
@@ -42,32 +41,33 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
         }
     }
 }
 
-/// Parses the arguments after the program name: `--addr HOST:PORT` or nothing.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<SocketAddr, ServerError> {
-    let mut args = args.into_iter();
-    let mut addr = DEFAULT_ADDR.to_string();
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--addr") => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| ServerError::Usage("--addr needs a value".into()))?;
-                addr = value.to_string_lossy().into_owned();
-            }
-            _ => {
-                let arg = arg.to_string_lossy();
-                return Err(ServerError::Usage(format!("unexpected argument: {arg}")));
-            }
+/// The command line: `echo_tokio [--addr HOST:PORT]`.
+#[derive(Debug, Parser)]
+#[command(name = "echo_tokio", about = "An echo server: a tokio task per client")]
+pub struct Args {
+    /// Where to listen (port 0: the kernel picks a free one; print the bound address)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+pub fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-    }
-    addr.parse()
-        .map_err(|_| ServerError::Usage(format!("not an address like 127.0.0.1:7000: {addr}")))
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!("echo_tokio: {}; {USAGE}", why.trim_start_matches("error: "));
+        ExitCode::from(2)
+    })
 }
 
 /// Creates the listening socket with a backlog of [`BACKLOG`].
@@ -140,24 +140,23 @@ fn report(e: &io::Error) {
 // its share of the tasks, stealing work from the others when idle.
 #[tokio::main]
 async fn main() -> ExitCode {
-    let started = parse_args(std::env::args_os().skip(1))
-        .and_then(|addr| bind(addr).map_err(|source| ServerError::Bind { addr, source }));
-    match started {
-        Ok(listener) => {
-            match listener.local_addr() {
-                Ok(addr) => println!("listening on {addr}"),
-                Err(e) => eprintln!("echo_tokio: local_addr: {e}"),
-            }
-            serve(listener).await;
-            ExitCode::SUCCESS
+    let addr = match parse_args() {
+        Ok(args) => args.addr,
+        Err(code) => return code,
+    };
+    let listener = match bind(addr) {
+        Ok(listener) => listener,
+        Err(source) => {
+            eprintln!("echo_tokio: {}", ServerError::Bind { addr, source });
+            return ExitCode::from(1);
         }
-        Err(e @ ServerError::Usage(_)) => {
-            eprintln!("echo_tokio: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("echo_tokio: {e}");
-            ExitCode::from(1)
-        }
+    };
+    // The address the socket is bound to, not the one asked for: with port 0 the kernel picks
+    // the port, and only local_addr() knows it.
+    match listener.local_addr() {
+        Ok(addr) => println!("listening on {addr}"),
+        Err(e) => eprintln!("echo_tokio: local_addr: {e}"),
     }
+    serve(listener).await;
+    ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! Grader for the chat server: black-box tests over real TCP connections.
 //! Each test is named after the requirement it checks (see README.md).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,6 +13,23 @@ use std::time::Duration;
 use labkit::net::{NET_TIMEOUT, connect};
 use labkit::{Server, lab_bin};
 use rand::RngExt;
+
+/// Longest line the server must accept, in bytes.
+const MAX_LINE: usize = 4096;
+
+thread_local! {
+    /// The requirement the running test checks, named first in every failure of the helpers.
+    static CHECKING: Cell<&'static str> = const { Cell::new("requirement ?") };
+}
+
+/// Names the requirement the current thread checks (`"requirement 3"`).
+fn checking(requirement: &'static str) {
+    CHECKING.set(requirement);
+}
+
+fn req() -> &'static str {
+    CHECKING.get()
+}
 
 /// One chat client: a buffered reader and a writer on the same socket.
 struct Chatter {
@@ -49,30 +67,41 @@ impl Chatter {
     }
 
     fn send_bytes(&mut self, bytes: &[u8]) {
-        self.writer
-            .write_all(bytes)
-            .unwrap_or_else(|e| panic!("{}: cannot write to the server: {e}", self.name));
+        self.writer.write_all(bytes).unwrap_or_else(|e| {
+            panic!("{}: {}: cannot write to the server: {e}", req(), self.name)
+        });
     }
 
     /// The next line from the server, without its `\n`.
     fn line(&mut self) -> String {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
-            Ok(0) => panic!("{}: the server closed the connection", self.name),
+            Ok(0) => panic!(
+                "{}: {}: the server closed the connection; wanted a line",
+                req(),
+                self.name
+            ),
             Ok(_) => line.trim_end_matches(['\n', '\r']).to_string(),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!(
-                    "{}: no line from the server within {NET_TIMEOUT:?}",
+                    "{}: {}: no line from the server within {NET_TIMEOUT:?}",
+                    req(),
                     self.name
                 )
             }
-            Err(e) => panic!("{}: reading from the server: {e}", self.name),
+            Err(e) => panic!("{}: {}: reading from the server: {e}", req(), self.name),
         }
     }
 
     fn expect_line(&mut self, want: &str) {
         let got = self.line();
-        assert_eq!(got, want, "{}: unexpected line from the server", self.name);
+        assert!(
+            got == want,
+            "{}: {} got the line {:?} from the server; wanted {want:?}",
+            req(),
+            self.name,
+            cut(&got)
+        );
     }
 
     /// Reads lines until one equals `want`; returns the lines skipped on the way.
@@ -83,7 +112,12 @@ impl Chatter {
             if line == want {
                 return skipped;
             }
-            assert!(skipped.len() < 100_000, "{}: never got {want:?}", self.name);
+            assert!(
+                skipped.len() < 100_000,
+                "{}: {} read 100,000 lines and never got {want:?}",
+                req(),
+                self.name
+            );
             skipped.push(line);
         }
     }
@@ -98,8 +132,9 @@ impl Chatter {
             }
             assert!(
                 line.starts_with("* "),
-                "{}: expected `users: ...` after /who, got {line:?}",
-                self.name
+                "requirement 4: {} got {:?} after /who; wanted `users: ...`",
+                self.name,
+                cut(&line)
             );
         }
     }
@@ -121,12 +156,28 @@ impl Chatter {
                 }
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return (kept, lines),
                 Err(e) => panic!(
-                    "{}: the server should close this connection, but after {lines} lines: {e}",
+                    "{}: {}: the server should close this connection, but after {lines} lines \
+                     it is still open: {e}",
+                    req(),
                     self.name
                 ),
             }
         }
     }
+}
+
+/// At most 80 bytes of a line, for failure messages.
+fn cut(line: &str) -> String {
+    match line.char_indices().nth(80) {
+        Some((at, _)) => format!("{}... ({} bytes)", &line[..at], line.len()),
+        None => line.to_string(),
+    }
+}
+
+/// Sorted, for comparing `/who` lists.
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
 }
 
 fn start() -> Server {
@@ -152,6 +203,7 @@ fn random_text(len: usize) -> String {
 // `* <name> joined`.
 #[test]
 fn welcomes_a_client_and_announces_it_to_the_others() {
+    checking("requirement 1");
     let server = start();
     let (a, b, c) = (nick("ann"), nick("bob"), nick("cy"));
     let mut ann = Chatter::join(server.addr(), &a);
@@ -166,6 +218,7 @@ fn welcomes_a_client_and_announces_it_to_the_others() {
 // another one on the same connection.
 #[test]
 fn refuses_a_duplicate_nickname_with_a_message() {
+    checking("requirement 2");
     let server = start();
     let name = nick("dup");
     let mut first = Chatter::join(server.addr(), &name);
@@ -174,30 +227,32 @@ fn refuses_a_duplicate_nickname_with_a_message() {
     let refusal = second.line();
     assert!(
         refusal.starts_with("error:"),
-        "a taken nickname must get a line starting with `error:`, got {refusal:?}"
+        "requirement 2: a taken nickname got {refusal:?}; wanted a line starting with `error:`"
     );
     for bad in ["has space", "slash/", &"x".repeat(33)] {
         second.send(bad);
         let refusal = second.line();
         assert!(
             refusal.starts_with("error:"),
-            "the invalid nickname {bad:?} must get an `error:` line, got {refusal:?}"
+            "requirement 2: the invalid nickname {bad:?} got {refusal:?}; wanted an `error:` line"
         );
     }
     let other = format!("{name}_2");
     second.send(&other);
     second.expect_line(&format!("welcome {other}"));
     first.expect_line(&format!("* {other} joined"));
-    let mut names = first.who();
-    names.sort();
-    let mut want = vec![name.clone(), other.clone()];
-    want.sort();
-    assert_eq!(names, want, "/who after the refused duplicate");
+    let names = sorted(first.who());
+    let want = sorted(vec![name.clone(), other.clone()]);
+    assert!(
+        names == want,
+        "requirement 2: /who after the refused duplicate listed {names:?}; wanted {want:?}"
+    );
 }
 
 // Requirement 3: a line goes to everyone else as `<name>: <text>`, never back to its sender.
 #[test]
 fn broadcasts_messages_to_everyone_else() {
+    checking("requirement 3");
     let server = start();
     let (a, b, c) = (nick("ann"), nick("bob"), nick("cy"));
     let mut ann = Chatter::join(server.addr(), &a);
@@ -216,16 +271,19 @@ fn broadcasts_messages_to_everyone_else() {
     ann.expect_line(&format!("{c}: {text}"));
     bob.expect_line(&format!("{c}: {text}"));
     // The sender's own lines never come back: the next thing Ann reads answers her /who.
-    let mut names = ann.who();
-    names.sort();
-    let mut want = vec![a, b, c];
-    want.sort();
-    assert_eq!(names, want);
+    let names = sorted(ann.who());
+    let want = sorted(vec![a, b, c]);
+    assert!(
+        names == want,
+        "requirement 3: after her messages, ann's /who listed {names:?}; wanted {want:?} (a \
+         sender must not get her own lines back)"
+    );
 }
 
 // Requirement 4: `/who` lists every user, sorted, as `users: a, b, c`.
 #[test]
 fn lists_users_with_who() {
+    checking("requirement 4");
     let server = start();
     let mut names: Vec<String> = (0..rand::rng().random_range(3..7))
         .map(|i| format!("{}{i}", nick("u")))
@@ -244,6 +302,7 @@ fn lists_users_with_who() {
 // reset) is announced as `* <name> left`, and the name is free again.
 #[test]
 fn announces_quits_and_disconnects() {
+    checking("requirement 5");
     let server = start();
     let (a, b, c, d) = (nick("ann"), nick("bob"), nick("cy"), nick("dee"));
     let mut ann = Chatter::join(server.addr(), &a);
@@ -257,7 +316,7 @@ fn announces_quits_and_disconnects() {
     let (after_bye, _) = bob.read_until_closed();
     assert!(
         after_bye.is_empty(),
-        "after `bye` the server closes the connection, but sent {after_bye:?}"
+        "requirement 5: after `bye` the server closes the connection, but sent {after_bye:?}"
     );
     ann.expect_line(&format!("* {b} left"));
 
@@ -270,7 +329,11 @@ fn announces_quits_and_disconnects() {
     drop(dee);
     ann.expect_line(&format!("* {d} left"));
 
-    assert_eq!(ann.who(), vec![a.clone()]);
+    let names = ann.who();
+    assert!(
+        names == [a.clone()],
+        "requirement 5: /who after three clients left listed {names:?}; wanted only [{a:?}]"
+    );
     let mut bob_again = Chatter::join(server.addr(), &b);
     ann.expect_line(&format!("* {b} joined"));
     bob_again.send("back");
@@ -281,6 +344,7 @@ fn announces_quits_and_disconnects() {
 // reply, reaches nobody, and the client stays connected.
 #[test]
 fn rejects_lines_over_4_kib_and_keeps_the_client() {
+    checking("requirement 6");
     let server = start();
     let (a, b) = (nick("ann"), nick("bob"));
     let mut ann = Chatter::join(server.addr(), &a);
@@ -291,10 +355,12 @@ fn rejects_lines_over_4_kib_and_keeps_the_client() {
     let longest = "x".repeat(4096);
     ann.send(&longest);
     let got = bob.line();
-    assert_eq!(
+    assert!(
+        got.len() == prefix_len + 4096,
+        "requirement 6: a 4,096-byte line reached bob as {} bytes; wanted {} (`{a}: ` and the \
+         line)",
         got.len(),
-        prefix_len + 4096,
-        "a 4,096-byte line is a message"
+        prefix_len + 4096
     );
 
     let too_long = rand::rng().random_range(4097..4200);
@@ -303,17 +369,68 @@ fn rejects_lines_over_4_kib_and_keeps_the_client() {
         let reply = ann.line();
         assert!(
             reply.starts_with("error:"),
-            "a {len}-byte line must get an `error:` reply, got {:?}",
-            &reply[..reply.len().min(80)]
+            "requirement 6: a {len}-byte line got {:?}; wanted an `error:` reply",
+            cut(&reply)
         );
     }
     let text = random_text(30);
     ann.send(&text);
     let got = bob.line();
-    assert_eq!(
-        got,
-        format!("{a}: {text}"),
-        "the line after a too-long one is a normal message (the long ones reach nobody)"
+    assert!(
+        got == format!("{a}: {text}"),
+        "requirement 6: after ann's too-long lines bob got {:?}; wanted her next line \
+         {:?} (a too-long line reaches nobody)",
+        cut(&got),
+        format!("{a}: {text}")
+    );
+}
+
+// Requirement 6: a line that never ends costs the server about 4 KiB, not its length. The
+// kernel keeps the process's peak resident memory (VmHWM in /proc/<pid>/status): it must
+// barely move while 32 MiB without a `\n` go in. A server that stores the whole line and
+// checks its length at the end peaks at 32 MiB or more.
+#[test]
+fn never_stores_more_than_4_kib_of_an_unfinished_line() {
+    checking("requirement 6");
+    const SENT: usize = 32 << 20;
+    const MAX_GROWTH_KIB: u64 = 8 * 1024;
+    let server = start();
+    let peak = || {
+        labkit::sys::status_kib(server.pid(), "VmHWM")
+            .expect("VmHWM in /proc/<pid>/status of the server")
+    };
+    let a = nick("ann");
+    let mut ann = Chatter::join(server.addr(), &a);
+    // Warm up: a line of the largest size and a slightly longer one, so the buffers that
+    // must exist do.
+    ann.send(&"w".repeat(MAX_LINE));
+    ann.send(&"w".repeat(MAX_LINE + 100));
+    let reply = ann.line();
+    assert!(
+        reply.starts_with("error:"),
+        "requirement 6: a line of {} bytes got {:?}; wanted an `error:` reply",
+        MAX_LINE + 100,
+        cut(&reply)
+    );
+    let before = peak();
+    let piece = vec![b'q'; 64 * 1024];
+    for _ in 0..SENT / piece.len() {
+        ann.send_bytes(&piece);
+    }
+    ann.send_bytes(b"\n");
+    let reply = ann.line();
+    assert!(
+        reply.starts_with("error:"),
+        "requirement 6: a line of {SENT} bytes got {:?}; wanted an `error:` reply",
+        cut(&reply)
+    );
+    let grown = peak().saturating_sub(before);
+    assert!(
+        grown <= MAX_GROWTH_KIB,
+        "requirement 6: the server's peak memory (VmHWM) grew by {grown} KiB while a line of \
+         {} MiB without `\\n` came in; wanted at most {MAX_GROWTH_KIB} KiB (stop storing a line \
+         once it passes {MAX_LINE} bytes, but keep consuming it)",
+        SENT >> 20
     );
 }
 
@@ -321,6 +438,7 @@ fn rejects_lines_over_4_kib_and_keeps_the_client() {
 // client stays connected (also while choosing a nickname).
 #[test]
 fn rejects_invalid_utf8_and_keeps_the_client() {
+    checking("requirement 7");
     let server = start();
     let a = nick("ann");
     let mut ann = Chatter::join(server.addr(), &a);
@@ -330,7 +448,7 @@ fn rejects_invalid_utf8_and_keeps_the_client() {
     let reply = bob.line();
     assert!(
         reply.starts_with("error:"),
-        "an invalid UTF-8 nickname gets an `error:` line, got {reply:?}"
+        "requirement 7: an invalid UTF-8 nickname got {reply:?}; wanted an `error:` line"
     );
     let b = nick("bob");
     bob.send(&b);
@@ -341,7 +459,7 @@ fn rejects_invalid_utf8_and_keeps_the_client() {
     let reply = bob.line();
     assert!(
         reply.starts_with("error:"),
-        "an invalid UTF-8 line gets an `error:` reply, got {reply:?}"
+        "requirement 7: an invalid UTF-8 line got {reply:?}; wanted an `error:` reply"
     );
     bob.send("café ☕ fine");
     ann.expect_line(&format!("{b}: café ☕ fine"));
@@ -351,6 +469,7 @@ fn rejects_invalid_utf8_and_keeps_the_client() {
 // sender's in the order it sent them.
 #[test]
 fn fifty_clients_get_every_message_in_sender_order() {
+    checking("requirement 8");
     const CLIENTS: usize = 50;
     const MESSAGES: usize = 16;
     let server = start();
@@ -361,46 +480,72 @@ fn fifty_clients_get_every_message_in_sender_order() {
         .map(|n| Chatter::join(server.addr(), n))
         .collect();
 
-    let workers: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(me, mut client)| {
-            let names = names.clone();
-            thread::spawn(move || {
-                for k in 0..MESSAGES {
-                    client.send(&format!(
-                        "m {me} {k} {}",
-                        random_text(rand::rng().random_range(1..60))
-                    ));
-                }
-                // The next message expected from each sender, by sender index.
-                let mut next: HashMap<usize, usize> = HashMap::new();
-                let mut received = 0;
-                while received < (CLIENTS - 1) * MESSAGES {
-                    let line = client.line();
-                    if line.starts_with("* ") {
-                        continue; // join notices of later clients
+    let workers: Vec<_> =
+        clients
+            .into_iter()
+            .enumerate()
+            .map(|(me, mut client)| {
+                let names = names.clone();
+                thread::spawn(move || {
+                    checking("requirement 8");
+                    for k in 0..MESSAGES {
+                        client.send(&format!(
+                            "m {me} {k} {}",
+                            random_text(rand::rng().random_range(1..60))
+                        ));
                     }
-                    let (from, text) = line
-                        .split_once(": ")
-                        .unwrap_or_else(|| panic!("{}: not a message: {line:?}", client.name));
-                    let fields: Vec<&str> = text.splitn(4, ' ').collect();
-                    let sender: usize = fields[1].parse().expect("sender index");
-                    let k: usize = fields[2].parse().expect("message index");
-                    assert_eq!(from, names[sender], "the message is tagged with its sender");
-                    assert_ne!(sender, me, "{}: got its own message back", client.name);
-                    let expected = next.entry(sender).or_insert(0);
-                    assert_eq!(
-                        k, *expected,
-                        "{}: messages from {from} out of order",
-                        client.name
-                    );
-                    *expected += 1;
-                    received += 1;
-                }
+                    // The next message expected from each sender, by sender index.
+                    let mut next: HashMap<usize, usize> = HashMap::new();
+                    let mut received = 0;
+                    while received < (CLIENTS - 1) * MESSAGES {
+                        let line = client.line();
+                        if line.starts_with("* ") {
+                            continue; // join notices of later clients
+                        }
+                        let (from, text) = line.split_once(": ").unwrap_or_else(|| {
+                            panic!(
+                                "requirement 8: {} got {:?}; wanted `<name>: <text>`",
+                                client.name,
+                                cut(&line)
+                            )
+                        });
+                        let fields: Vec<&str> = text.splitn(4, ' ').collect();
+                        let index =
+                            |i: usize| -> usize {
+                                fields.get(i).and_then(|f| f.parse().ok()).unwrap_or_else(|| {
+                            panic!(
+                                "requirement 8: {} got {:?}, not a message the test sent",
+                                client.name,
+                                cut(&line)
+                            )
+                        })
+                            };
+                        let (sender, k) = (index(1), index(2));
+                        assert!(
+                            from == names[sender],
+                            "requirement 3: message {k} of {} reached {} tagged `{from}`",
+                            names[sender],
+                            client.name
+                        );
+                        assert!(
+                            sender != me,
+                            "requirement 3: {} got its own message {k} back",
+                            client.name
+                        );
+                        let expected = next.entry(sender).or_insert(0);
+                        assert!(
+                            k == *expected,
+                            "requirement 8: {} got message {k} from {from} when message {} was \
+                         next (out of order, or lost)",
+                            client.name,
+                            *expected
+                        );
+                        *expected += 1;
+                        received += 1;
+                    }
+                })
             })
-        })
-        .collect();
+            .collect();
     for worker in workers {
         if let Err(panic) = worker.join() {
             std::panic::resume_unwind(panic);
@@ -412,6 +557,7 @@ fn fifty_clients_get_every_message_in_sender_order() {
 // `* <name> left`), and the others keep receiving everything without waiting for it.
 #[test]
 fn drops_a_slow_reader_without_slowing_the_others() {
+    checking("requirement 9");
     /// Ann sends until the slow client is dropped, at most this many lines (about 40 MB).
     const MAX_LINES: usize = 40_000;
     let server = start();
@@ -466,25 +612,31 @@ fn drops_a_slow_reader_without_slowing_the_others() {
             total = Some(sender.join().expect("sender thread"));
             continue;
         }
-        assert_eq!(
-            line,
-            format!("{a}: {next} {payload}"),
-            "bob must get ann's lines in order"
+        assert!(
+            line == format!("{a}: {next} {payload}"),
+            "requirement 9: bob got {:?} when ann's line {next} was next; wanted all her lines, \
+             in order",
+            cut(&line)
         );
         next += 1;
         bob_got.store(next, Ordering::Relaxed);
         assert!(
             next < MAX_LINES || total.is_some(),
-            "bob got all {MAX_LINES} lines (40 MB) and the slow client was never dropped"
+            "requirement 9: bob got all {MAX_LINES} lines (40 MB) and the slow client, which \
+             reads nothing, was never dropped; wanted it dropped once its queue was full"
         );
     }
-    assert!(!bob.who().contains(&s), "the slow client is gone from /who");
+    let names = bob.who();
+    assert!(
+        !names.contains(&s),
+        "requirement 9: /who still lists the dropped client {s}: {names:?}"
+    );
 
     // The slow client was really dropped: it reaches end-of-file before all the lines.
     let (_, got) = slow.read_until_closed();
     assert!(
         got < next,
-        "the slow client received all {got} lines: it was never dropped"
+        "requirement 9: the slow client received {got} lines of {next}: it was never dropped"
     );
 }
 
@@ -497,6 +649,7 @@ fn rejects_bad_arguments_with_a_clear_error() {
 // Requirement 11: garbage and resets do not kill the server.
 #[test]
 fn survives_garbage_and_resets() {
+    checking("requirement 11");
     let mut server = start();
     let mut rng = rand::rng();
     for _ in 0..20 {
@@ -520,8 +673,12 @@ fn survives_garbage_and_resets() {
     // Random bytes may happen to hold a valid nickname and messages: only Ann is asserted.
     let a = nick("ann");
     let mut ann = Chatter::join(server.addr(), &a);
-    assert!(ann.who().contains(&a), "/who lists the new client");
+    let names = ann.who();
+    assert!(
+        names.contains(&a),
+        "requirement 11: after garbage and resets, /who listed {names:?}; wanted {a:?} in it"
+    );
     if !server.is_running() {
-        server.fail("died after garbage and resets");
+        server.fail("requirement 11: died after garbage and resets");
     }
 }

@@ -1,3 +1,59 @@
+//! ## Goal
+//! Write `udp_echo`, one binary with two commands: a UDP echo server that can pretend to be a lossy
+//! network, and a client that gets its answers anyway. UDP promises nothing: a datagram arrives
+//! whole or not at all, maybe twice, maybe late. The client builds the minimum of reliability that
+//! DNS resolvers, QUIC stacks and game clients build: a timeout, retries with exponential backoff,
+//! a limit on attempts, and sequence numbers to tell the answer it waits for from a stale
+//! duplicate.
+//!
+//! ## Requirements
+//! 1. `udp_echo server` echoes every datagram back to its sender as one datagram, byte for byte,
+//!    whatever its size from 0 to 65,507 bytes (the largest UDP payload over IPv4). It prints
+//!    `listening on <addr>` once bound.
+//! 2. With `--drop-every K` (K >= 1) the server drops the K-th, 2K-th, 3K-th... datagram it receives
+//!    and echoes the others.
+//! 3. `EchoClient::request(payload)` returns the echoed payload. A payload over 65,499 bytes (65,507
+//!    minus the 8-byte header) is refused with `EchoError::TooLarge` and nothing is sent.
+//! 4. Each request is sent as the next sequence number (8 bytes, big-endian) followed by the
+//!    payload; `Reply::seq` is that number. A retry sends exactly the same datagram again.
+//! 5. While waiting, the client drops every datagram that is not the echo of the current request:
+//!    a late echo of an earlier request, a datagram too short to hold a sequence number, an echo
+//!    whose bytes differ from what was sent, and anything from another address than the server's.
+//!    Junk does not cost an attempt.
+//! 6. The first attempt waits `first_timeout`; each retry waits twice as long as the one before.
+//!    After `max_attempts` sends without an echo the client returns `EchoError::NoReply`, whose
+//!    message names the server and the number of attempts.
+//! 7. `udp_echo client --addr A MESSAGE...` sends each message in turn and prints each echo on its
+//!    own line. When an echo never comes it prints one line on stderr naming the server and the
+//!    attempts, and exits with code 1.
+//! 8. Bad arguments and an address in use end the program with a message on stderr and a
+//!    non-zero exit code, never a panic.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 3.2    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `udp_echo server` echoes every datagram back to its sender as one datagram,
+//!   byte for byte, whatever its size from 0 to 65,507 bytes (the largest UDP payload over IPv4)
+//! - [ ] Requirement 2: With `--drop-every K` (K >= 1) the server drops the K-th, 2K-th, 3K-th
+//! - [ ] Requirement 3: `EchoClient::request(payload)` returns the echoed payload
+//! - [ ] Requirement 4: Each request is sent as the next sequence number (8 bytes, big-endian)
+//!   followed by the payload; `Reply::seq` is that number
+//! - [ ] Requirement 5: While waiting, the client drops every datagram that is not the echo of the
+//!   current request: a late echo of an earlier request, a datagram too short to hold a sequence
+//!   number, an echo whose bytes differ from what was sent, and anything from another address than
+//!   the server's
+//! - [ ] Requirement 6: The first attempt waits `first_timeout`; each retry waits twice as long as
+//!   the one before
+//! - [ ] Requirement 7: `udp_echo client --addr A MESSAGE...` sends each message in turn and prints
+//!   each echo on its own line
+//! - [ ] Requirement 8: Bad arguments and an address in use end the program with a message on
+//!   stderr and a non-zero exit code, never a panic
+//!
+//! ## Notes
+//!
 //! UDP echo, server and client:
 //!
 //! ```text

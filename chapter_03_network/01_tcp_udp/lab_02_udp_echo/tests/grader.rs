@@ -45,7 +45,7 @@ fn policy(first_ms: u64, attempts: u32) -> RetryPolicy {
 fn seq_of(datagram: &[u8]) -> u64 {
     assert!(
         datagram.len() >= HEADER_LEN,
-        "a request carries an 8-byte sequence number, got {} bytes",
+        "requirement 4: a request of {} bytes; wanted at least the 8-byte sequence number",
         datagram.len()
     );
     u64::from_be_bytes(datagram[..HEADER_LEN].try_into().unwrap())
@@ -79,14 +79,20 @@ fn echoes_datagrams_of_every_size_byte_exact() {
         socket.send_to(&payload, server.addr()).expect("send");
         let (len, from) = socket
             .recv_from(&mut buf)
-            .unwrap_or_else(|e| panic!("no echo of a {size}-byte datagram: {e}"));
-        assert_eq!(
-            from,
-            server.addr(),
-            "the echo comes from the server's address"
+            .unwrap_or_else(|e| panic!("requirement 1: no echo of a {size}-byte datagram: {e}"));
+        assert!(
+            from == server.addr(),
+            "requirement 1: the echo came from {from}; wanted the server's address {}",
+            server.addr()
         );
-        assert_eq!(len, size, "a {size}-byte datagram came back as {len} bytes");
-        assert!(buf[..len] == payload[..], "the {size}-byte echo differs");
+        assert!(
+            len == size,
+            "requirement 1: a {size}-byte datagram came back as {len} bytes; wanted {size} (is \
+             the receive buffer as large as the largest datagram?)"
+        );
+        if let Some(at) = (0..len).find(|&i| buf[i] != payload[i]) {
+            panic!("requirement 1: the {size}-byte echo differs from what was sent at byte {at}");
+        }
     }
 }
 
@@ -109,13 +115,18 @@ fn keeps_datagram_boundaries_in_a_burst() {
     let mut buf = vec![0u8; 70_000];
     let mut seen = BTreeSet::new();
     while seen.len() < sent.len() {
-        let len = socket
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("got {} of {} echoes: {e}", seen.len(), sent.len()));
+        let len = socket.recv(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "requirement 1: got {} of {} echoes of a burst; wanted all: {e}",
+                seen.len(),
+                sent.len()
+            )
+        });
         let tag = buf[0] as usize;
         assert!(
-            tag < sent.len() && buf[..len] == sent[tag][..],
-            "an echo that is not exactly one of the datagrams sent ({len} bytes)"
+            len > 0 && tag < sent.len() && buf[..len] == sent[tag][..],
+            "requirement 1: an echo of {len} bytes that is not exactly one of the datagrams sent \
+             (datagrams merged or split?)"
         );
         seen.insert(tag);
     }
@@ -134,10 +145,15 @@ fn drops_every_kth_datagram_in_lossy_mode() {
     for i in 1..=total {
         socket.send_to(&[i], server.addr()).expect("send");
         if i % k != 0 {
-            let len = socket
-                .recv(&mut buf)
-                .unwrap_or_else(|e| panic!("datagram {i} of --drop-every {k} got no echo: {e}"));
-            assert_eq!(&buf[..len], &[i], "the echo of datagram {i}");
+            let len = socket.recv(&mut buf).unwrap_or_else(|e| {
+                panic!("requirement 2: datagram {i} of --drop-every {k} got no echo: {e}")
+            });
+            assert!(
+                buf[..len] == [i],
+                "requirement 2: the echo of datagram {i} (--drop-every {k}) was {:?}; wanted [{i}] \
+                 (a wrong datagram was dropped?)",
+                &buf[..len.min(8)]
+            );
             echoed.insert(i);
         }
     }
@@ -147,11 +163,17 @@ fn drops_every_kth_datagram_in_lossy_mode() {
         .unwrap();
     if let Ok(len) = socket.recv(&mut buf) {
         panic!(
-            "--drop-every {k}: datagram {:?} was echoed but should have been dropped",
-            &buf[..len]
+            "requirement 2: --drop-every {k}: datagram {:?} was echoed but should have been \
+             dropped",
+            &buf[..len.min(8)]
         );
     }
-    assert_eq!(echoed.len(), usize::from(total - 4));
+    assert!(
+        echoed.len() == usize::from(total - 4),
+        "requirement 2: {} of {total} datagrams echoed with --drop-every {k}; wanted {}",
+        echoed.len(),
+        total - 4
+    );
 }
 
 // Requirement 3: the client gets the echo of each request, of any size up to the limit.
@@ -168,14 +190,27 @@ fn client_gets_the_echo_of_each_request() {
             _ => rng.random_range(0..3000),
         };
         let payload = random_bytes(len);
-        let reply = client.request(&payload).expect("request");
-        assert_eq!(reply.payload, payload, "request {i}: the echoed payload");
-        assert_eq!(
-            reply.attempts, 1,
-            "a lossless server answers the first attempt"
+        let reply = client
+            .request(&payload)
+            .unwrap_or_else(|e| panic!("requirement 3: request {i} of {len} bytes failed: {e}"));
+        assert!(
+            reply.payload == payload,
+            "requirement 3: request {i}: an echo of {} bytes came back; wanted the {len} bytes \
+             sent",
+            reply.payload.len()
+        );
+        assert!(
+            reply.attempts == 1,
+            "requirement 3: request {i} took {} attempts; a lossless server answers the first",
+            reply.attempts
         );
         if let Some(last) = last_seq {
-            assert!(reply.seq > last, "sequence numbers increase");
+            assert!(
+                reply.seq > last,
+                "requirement 4: request {i} has sequence number {} after {last}; wanted them \
+                 increasing",
+                reply.seq
+            );
         }
         last_seq = Some(reply.seq);
     }
@@ -187,14 +222,22 @@ fn client_refuses_payloads_over_the_limit() {
     let (fake, addr) = fake_server();
     let mut client = EchoClient::connect(addr, policy(100, 2)).expect("connect");
     match client.request(&vec![7u8; MAX_PAYLOAD + 1]) {
-        Err(EchoError::TooLarge { len }) => assert_eq!(len, MAX_PAYLOAD + 1),
-        other => panic!("expected EchoError::TooLarge, got {other:?}"),
+        Err(EchoError::TooLarge { len }) => assert!(
+            len == MAX_PAYLOAD + 1,
+            "requirement 3: TooLarge says {len} bytes; wanted {}",
+            MAX_PAYLOAD + 1
+        ),
+        other => panic!(
+            "requirement 3: a payload of {} bytes gave {:?}; wanted EchoError::TooLarge",
+            MAX_PAYLOAD + 1,
+            other.map(|r| r.payload.len())
+        ),
     }
     fake.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     assert!(
         fake.recv(&mut [0u8; 16]).is_err(),
-        "nothing is sent for a payload that is too large"
+        "requirement 3: a datagram was sent for a payload that is too large; wanted nothing sent"
     );
 }
 
@@ -223,27 +266,55 @@ fn client_numbers_requests_and_retries_with_the_same_bytes() {
         fake.send_to(&buf[..len], from).unwrap();
         got
     });
-    let reply = client
-        .request(&first)
-        .expect("request 1 (answered on the 2nd attempt)");
-    assert_eq!(reply.attempts, 2);
-    assert_eq!(reply.payload, first);
-    let reply2 = client.request(&second).expect("request 2");
-    assert_eq!(reply2.payload, second);
+    let reply = client.request(&first).unwrap_or_else(|e| {
+        panic!("requirement 4: request 1, answered on its 2nd attempt, failed: {e}")
+    });
+    assert!(
+        reply.attempts == 2 && reply.payload == first,
+        "requirement 4: request 1 returned {} bytes after {} attempts; wanted its {} bytes \
+         after 2 (the fake server answers the retry with the retry's own bytes)",
+        reply.payload.len(),
+        reply.attempts,
+        first.len()
+    );
+    let reply2 = client
+        .request(&second)
+        .unwrap_or_else(|e| panic!("requirement 4: request 2 failed: {e}"));
+    assert!(
+        reply2.payload == second,
+        "requirement 4: request 2 returned {} bytes; wanted its {} bytes",
+        reply2.payload.len(),
+        second.len()
+    );
     let got = server.join().expect("fake server");
 
-    assert_eq!(got[0], got[1], "a retry sends exactly the same datagram");
-    assert_eq!(
-        &got[0][HEADER_LEN..],
-        &first[..],
-        "the payload follows the 8-byte header"
+    assert!(
+        got[0] == got[1],
+        "requirement 4: the retry of request 1 differs from its first attempt (sequence numbers \
+         {} and {}); wanted exactly the same datagram",
+        seq_of(&got[0]),
+        seq_of(&got[1])
     );
-    assert_eq!(&got[2][HEADER_LEN..], &second[..]);
-    assert_eq!(seq_of(&got[0]), reply.seq, "Reply::seq is the number sent");
-    assert_eq!(
+    assert!(
+        got[0][HEADER_LEN..] == first[..] && got[2][HEADER_LEN..] == second[..],
+        "requirement 4: the payload must follow the 8-byte header: requests of {} and {} bytes \
+         for payloads of {} and {}",
+        got[0].len(),
+        got[2].len(),
+        first.len(),
+        second.len()
+    );
+    assert!(
+        seq_of(&got[0]) == reply.seq,
+        "requirement 4: Reply::seq is {}; wanted the number sent, {}",
+        reply.seq,
+        seq_of(&got[0])
+    );
+    assert!(
+        seq_of(&got[2]) == seq_of(&got[0]) + 1,
+        "requirement 4: request 2 has sequence number {} after {}; wanted the next number",
         seq_of(&got[2]),
-        seq_of(&got[0]) + 1,
-        "the next request takes the next sequence number"
+        seq_of(&got[0])
     );
 }
 
@@ -263,7 +334,10 @@ fn client_discards_stale_duplicates_and_corrupt_replies() {
         let (len, from) = fake.recv_from(&mut buf).expect("request 1");
         let one = buf[..len].to_vec();
         let (len, _) = fake.recv_from(&mut buf).expect("request 1, retry");
-        assert_eq!(buf[..len], one[..], "the retry repeats request 1");
+        assert!(
+            buf[..len] == one[..],
+            "requirement 4: the retry of request 1 differs from its first attempt"
+        );
         fake.send_to(&one, from).unwrap();
         fake.send_to(&one, from).unwrap();
         // Request 2: junk first, then the echo.
@@ -279,16 +353,32 @@ fn client_discards_stale_duplicates_and_corrupt_replies() {
         fake.send_to(&future, from).unwrap(); // a number never sent
         fake.send_to(&two, from).unwrap();
     });
-    let reply = client.request(&first).expect("request 1");
-    assert_eq!(reply.payload, first);
-    let reply = client.request(&second).expect("request 2");
-    assert_eq!(
-        reply.payload, second,
-        "request 2 must return its own echo, not a stale or corrupt one"
+    let reply = client
+        .request(&first)
+        .unwrap_or_else(|e| panic!("requirement 5: request 1 failed: {e}"));
+    assert!(
+        reply.payload == first,
+        "requirement 5: request 1 returned {} bytes; wanted its own echo",
+        reply.payload.len()
     );
-    assert_eq!(
-        reply.attempts, 1,
-        "junk before the echo does not cost an attempt"
+    let reply = client.request(&second).unwrap_or_else(|e| {
+        panic!("requirement 5: request 2 failed after junk and a late duplicate: {e}")
+    });
+    assert!(
+        reply.payload == second,
+        "requirement 5: request 2 returned {}; wanted its own echo",
+        if reply.payload == first {
+            "the stale echo of request 1".to_string()
+        } else if reply.payload.len() == second.len() {
+            "a damaged copy of its echo".to_string()
+        } else {
+            format!("{} bytes that are not its echo", reply.payload.len())
+        }
+    );
+    assert!(
+        reply.attempts == 1,
+        "requirement 5: request 2 took {} attempts; junk before the echo must not cost one",
+        reply.attempts
     );
     server.join().expect("fake server");
 }
@@ -313,8 +403,9 @@ fn client_ignores_replies_from_other_addresses() {
     match result {
         Err(EchoError::NoReply { attempts: 2, .. }) => {}
         other => panic!(
-            "only the server may answer (connect the socket): expected NoReply after 2 \
-             attempts, got {other:?}"
+            "requirement 5: only the server may answer (connect the socket): got {:?}; wanted \
+             NoReply after 2 attempts",
+            other.map(|r| format!("a reply of {} bytes", r.payload.len()))
         ),
     }
 }
@@ -343,28 +434,36 @@ fn client_backs_off_exponentially_then_gives_up() {
 
     let err = match result {
         Err(e @ EchoError::NoReply { attempts: 4, .. }) => e,
-        other => panic!("expected NoReply after 4 attempts, got {other:?}"),
+        other => panic!(
+            "requirement 6: a silent server gave {:?}; wanted NoReply after 4 attempts",
+            other.map(|r| r.attempts)
+        ),
     };
     let message = err.to_string();
     assert!(
         message.contains('4') && message.contains(&addr.to_string()),
-        "the error names the attempts and the server: {message:?}"
+        "requirement 6: the error {message:?} must name the 4 attempts and the server {addr}"
     );
-    assert_eq!(arrivals.len(), 4, "exactly max_attempts datagrams are sent");
+    assert!(
+        arrivals.len() == 4,
+        "requirement 6: {} datagrams reached the server; wanted exactly max_attempts, 4",
+        arrivals.len()
+    );
     assert!(
         arrivals.iter().all(|(_, d)| *d == arrivals[0].1),
-        "every attempt sends the same datagram"
+        "requirement 4: the 4 attempts did not all send the same datagram"
     );
     // 60 + 120 + 240 + 480 ms of waiting: at least the sum of the timeouts.
     assert!(
         elapsed >= Duration::from_millis(800),
-        "gave up after {elapsed:?}, before waiting 60+120+240+480 ms"
+        "requirement 6: gave up after {elapsed:?}; wanted at least 60+120+240+480 ms of waiting"
     );
+    // A ratio, not a duration: the wait before the 4th attempt is 4x the first wait.
     let gap = |i: usize| arrivals[i + 1].0 - arrivals[i].0;
     assert!(
         gap(2) >= gap(0) * 2,
-        "backoff: the wait before the 4th attempt ({:?}) should be about 4x the wait before \
-         the 2nd ({:?})",
+        "requirement 6: the wait before the 4th attempt ({:?}) is not about 4x the wait \
+         before the 2nd ({:?}); wanted each retry to wait twice as long as the one before",
         gap(2),
         gap(0)
     );
@@ -379,15 +478,22 @@ fn client_retries_through_a_lossy_server() {
     let mut attempts = 0;
     for i in 0..20 {
         let payload = random_bytes(rand::rng().random_range(1..2000));
-        let reply = client
-            .request(&payload)
-            .unwrap_or_else(|e| panic!("request {i} through a lossy server: {e}"));
-        assert_eq!(reply.payload, payload, "request {i}");
+        let reply = client.request(&payload).unwrap_or_else(|e| {
+            panic!("requirement 6: request {i} through a lossy server failed: {e}")
+        });
+        assert!(
+            reply.payload == payload,
+            "requirement 6: request {i} through a lossy server returned {} bytes; wanted its \
+             {} bytes",
+            reply.payload.len(),
+            payload.len()
+        );
         attempts += reply.attempts;
     }
     assert!(
         attempts >= 30,
-        "half the datagrams are dropped, yet 20 requests took only {attempts} attempts"
+        "requirement 2: half the datagrams are dropped, yet 20 requests took only {attempts} \
+         attempts; wanted at least 30"
     );
 }
 
@@ -405,8 +511,18 @@ fn client_command_prints_echoes_and_fails_clearly() {
         lab_bin!(),
         &["client", "--addr", &addr, &words[0], &words[1]],
     );
-    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr_str());
-    assert_eq!(out.stdout_str(), format!("{}\n{}\n", words[0], words[1]));
+    assert!(
+        out.code() == Some(0),
+        "requirement 7: the client exited with {:?}; wanted 0 (stderr: {})",
+        out.code(),
+        out.stderr_str()
+    );
+    let want = format!("{}\n{}\n", words[0], words[1]);
+    assert!(
+        out.stdout_str() == want,
+        "requirement 7: the client printed {:?}; wanted {want:?}",
+        out.stdout_str()
+    );
 
     let (_silent, silent_addr) = fake_server();
     let silent_addr = silent_addr.to_string();
@@ -424,15 +540,18 @@ fn client_command_prints_echoes_and_fails_clearly() {
         ],
     );
     let stderr = out.stderr_str();
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "no reply: exit code 1 (stderr: {stderr})"
+    assert!(
+        out.code() == Some(1),
+        "requirement 7: with no reply the client exited with {:?}; wanted 1 (stderr: {stderr})",
+        out.code()
     );
-    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "requirement 7: the client panicked: {stderr}"
+    );
     assert!(
         stderr.contains("3 attempts") && stderr.contains(&silent_addr),
-        "stderr must name the server and the 3 attempts: {stderr:?}"
+        "requirement 7: stderr was {stderr:?}; wanted the server and the 3 attempts named"
     );
 }
 
@@ -453,16 +572,16 @@ fn rejects_bad_arguments_with_a_clear_error() {
         let stderr = out.stderr_str();
         assert!(
             !stderr.contains("panicked"),
-            "{args:?}: must not panic: {stderr}"
+            "requirement 8: {args:?} panicked: {stderr}"
         );
         assert!(
             matches!(out.code(), Some(code) if code != 0),
-            "{args:?}: must exit with a non-zero code, got {:?}",
+            "requirement 8: {args:?} exited with {:?}; wanted a non-zero code",
             out.status
         );
         assert!(
             !stderr.trim().is_empty(),
-            "{args:?}: say what is wrong on stderr"
+            "requirement 8: {args:?} printed nothing on stderr; wanted what is wrong"
         );
     }
 }

@@ -1,3 +1,91 @@
+//! ## Goal
+//! Write `http_server [--addr HOST:PORT] [--root DIR] [--request-timeout SECONDS]`, an HTTP/1.1
+//! server over tokio's `TcpStream`, with **your own parser**: no hyper, no httparse. Three routes:
+//!
+//! ## Requirements
+//! 1. `GET /` answers `200` with `Content-Type: text/plain` and the body `hello, world\n`.
+//! 2. `GET /static/<path>` serves the file `<path>` under `--root`, byte for byte, with a
+//!    `Content-Type` from its extension (`.html` `text/html`, `.css` `text/css`, `.js`
+//!    `text/javascript`, `.json` `application/json`, `.txt` `text/plain`, `.png` `image/png`,
+//!    anything else `application/octet-stream`). The path is percent-decoded (`a%20b.txt`). A
+//!    missing file is a `404`.
+//! 3. `POST /echo` answers `200` with the request body and the request's `Content-Type` (or
+//!    `application/octet-stream` without one). A known path with the wrong method is a `405`; an
+//!    unknown path is a `404`.
+//! 4. Your own parser reads the request line (`METHOD TARGET HTTP/1.1`, single spaces), and header
+//!    lines (`Name: value`): names are case-insensitive, values lose their surrounding spaces and
+//!    tabs, an obsolete folded line (starting with a space or a tab) continues the previous value
+//!    after one space. Lines may end with `\r\n` or a bare `\n`.
+//! 5. Request bodies are read by `Content-Length` or by `Transfer-Encoding: chunked` (hex sizes in
+//!    either case, chunk extensions, trailer fields), whatever the pieces the bytes arrive in.
+//! 6. Connections stay open after a response (HTTP/1.1). `Connection: close` gets its response,
+//!    then the server closes. HTTP/1.0 closes after each response unless `Connection: keep-alive`.
+//! 7. Requests pipelined on one connection (sent before any response is read) are all answered,
+//!    in order.
+//! 8. `HEAD` gets the status and headers a `GET` would get, `Content-Length` included, and no body.
+//! 9. No request ever reads a file outside `--root`: `..` plain or percent-encoded (`%2e%2e`,
+//!    `..%2f`), absolute paths (`/static//etc/passwd`), and symlinks that lead out of the root get a
+//!    `403` or `404`.
+//! 10. Malformed requests are refused with the right status, after which the server closes that
+//!     connection: a malformed request line or header, or a bad `Content-Length` or chunk: `400`;
+//!     a head over 8 KiB: `431`; a body over 1 MiB: `413` (from `Content-Length` before reading the
+//!     body, or while decoding chunks); an unknown method (`BREW`, `get`): `501`; another HTTP
+//!     version (`HTTP/2.0`): `505`. A malformed request line is refused as soon as the line is
+//!     complete, a head over 8 KiB as soon as 8 KiB have arrived.
+//! 11. A client that has not sent a complete request within `--request-timeout` seconds (default
+//!     10) is disconnected: silent, stopped in the middle of the head or the body, trickling bytes,
+//!     or idle after its last request. Other clients are served meanwhile.
+//! 12. `parse_request(buf)` is a pure function: `Ok(Some((request, bytes used)))`, `Ok(None)` when
+//!     `buf` holds only the beginning of a request (for every prefix of a valid request), or the
+//!     `HttpError` to answer with. It never panics, whatever the input.
+//! 13. Garbage, truncated requests, resets and bad command-line arguments never crash the server;
+//!     a bad argument gives a one-line error and a non-zero exit code.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 3.3    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `GET /` answers `200` with `Content-Type: text/plain` and the body `hello,
+//!   world\n`
+//! - [ ] Requirement 2: `GET /static/<path>` serves the file `<path>` under `--root`, byte for
+//!   byte, with a `Content-Type` from its extension (`.html` `text/html`, `.css` `text/css`, `.js`
+//!   `text/javascript`, `.json` `application/json`, `.txt` `text/plain`, `.png` `image/png`,
+//!   anything else `application/octet-stream`)
+//! - [ ] Requirement 3: `POST /echo` answers `200` with the request body and the request's
+//!   `Content-Type` (or `application/octet-stream` without one)
+//! - [ ] Requirement 4: Your own parser reads the request line (`METHOD TARGET HTTP/1.1`, single
+//!   spaces), and header lines (`Name: value`): names are case-insensitive, values lose their
+//!   surrounding spaces and tabs, an obsolete folded line (starting with a space or a tab)
+//!   continues the previous value after one space
+//! - [ ] Requirement 5: Request bodies are read by `Content-Length` or by `Transfer-Encoding:
+//!   chunked` (hex sizes in either case, chunk extensions, trailer fields), whatever the pieces the
+//!   bytes arrive in
+//! - [ ] Requirement 6: Connections stay open after a response (HTTP/1.1)
+//! - [ ] Requirement 7: Requests pipelined on one connection (sent before any response is read) are
+//!   all answered, in order
+//! - [ ] Requirement 8: `HEAD` gets the status and headers a `GET` would get, `Content-Length`
+//!   included, and no body
+//! - [ ] Requirement 9: No request ever reads a file outside `--root`: `..` plain or
+//!   percent-encoded (`%2e%2e`, `..%2f`), absolute paths (`/static//etc/passwd`), and symlinks that
+//!   lead out of the root get a `403` or `404`
+//! - [ ] Requirement 10: Malformed requests are refused with the right status, after which the
+//!   server closes that connection: a malformed request line or header, or a bad `Content-Length`
+//!   or chunk: `400`; a head over 8 KiB: `431`; a body over 1 MiB: `413` (from `Content-Length`
+//!   before reading the body, or while decoding chunks); an unknown method (`BREW`, `get`): `501`;
+//!   another HTTP version (`HTTP/2.0`): `505`
+//! - [ ] Requirement 11: A client that has not sent a complete request within `--request-timeout`
+//!   seconds (default 10) is disconnected: silent, stopped in the middle of the head or the body,
+//!   trickling bytes, or idle after its last request
+//! - [ ] Requirement 12: `parse_request(buf)` is a pure function: `Ok(Some((request, bytes
+//!   used)))`, `Ok(None)` when `buf` holds only the beginning of a request (for every prefix of a
+//!   valid request), or the `HttpError` to answer with
+//! - [ ] Requirement 13: Garbage, truncated requests, resets and bad command-line arguments never
+//!   crash the server; a bad argument gives a one-line error and a non-zero exit code
+//!
+//! ## Notes
+//!
 //! HTTP/1.1 server from scratch:
 //! `http_server [--addr HOST:PORT] [--root DIR] [--request-timeout SECONDS]`.
 //!

@@ -91,14 +91,18 @@ fn refuses_symlinks_that_leave_the_root() {
     for target in ["/static/link.txt", "/static/etc/passwd"] {
         let mut conn = suite::RawConn::open(site.addr());
         conn.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
-        let got = conn.response(false, &format!("GET {target}"));
+        let got = conn.response(false, &format!("requirement 9: GET {target}"));
         assert!(
             matches!(got.status, 403 | 404),
-            "GET {target} through a symlink out of the root: expected 403 or 404, got {}",
+            "requirement 9: GET {target} through a symlink out of the root got {}; wanted 403 \
+             or 404",
             got.status
         );
         let body = String::from_utf8_lossy(&got.body);
-        assert!(!body.contains(&site.secret) && !body.contains("root:x:0:0"));
+        assert!(
+            !body.contains(&site.secret) && !body.contains("root:x:0:0"),
+            "requirement 9: GET {target} served a file outside the root through a symlink"
+        );
     }
 }
 
@@ -110,11 +114,20 @@ fn unfolds_folded_header_lines() {
         b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain;\r\n \
           charset=utf-8\r\nContent-Length: 2\r\n\r\nhi",
     );
-    let got = conn.response(false, "POST /echo with a folded Content-Type");
-    assert_eq!(got.status, 200);
-    assert_eq!(
-        got.header("content-type"),
-        Some("text/plain; charset=utf-8")
+    let got = conn.response(
+        false,
+        "requirement 4: POST /echo with a folded Content-Type",
     );
-    assert_eq!(got.body, b"hi");
+    assert!(
+        got.status == 200 && got.body == b"hi",
+        "requirement 4: POST /echo with a folded Content-Type got {} {:?}; wanted 200 \"hi\"",
+        got.status,
+        String::from_utf8_lossy(&got.body)
+    );
+    assert!(
+        got.header("content-type") == Some("text/plain; charset=utf-8"),
+        "requirement 4: the folded `Content-Type: text/plain;` + ` charset=utf-8` came back as \
+         {:?}; wanted \"text/plain; charset=utf-8\"",
+        got.header("content-type")
+    );
 }

@@ -19,52 +19,93 @@ fn shown(bytes: &[u8]) -> String {
     format!("{text:?}")
 }
 
-/// The request at the front of `buf`, which must be complete.
-fn complete(buf: &[u8]) -> (lab::Request, usize) {
+/// The request at the front of `buf`, which must be complete (`req` names the requirement).
+fn complete(req: &str, buf: &[u8]) -> (lab::Request, usize) {
     match parse_request(buf) {
         Ok(Some(parsed)) => parsed,
         other => panic!(
-            "expected a complete request from {}, got {other:?}",
-            shown(buf)
+            "{req}: parse_request({}) gave {}; wanted a complete request",
+            shown(buf),
+            outcome(&other)
         ),
     }
 }
 
-/// The status `buf` must be refused with.
-fn status_of(buf: &[u8]) -> u16 {
-    match parse_request(buf) {
-        Err(e) => e.status(),
-        other => panic!("expected an error for {}, got {other:?}", shown(buf)),
+/// `parse_request`'s answer in a few words, for failure messages.
+fn outcome(result: &Result<Option<(lab::Request, usize)>, lab::HttpError>) -> String {
+    match result {
+        Ok(None) => "Ok(None)".to_string(),
+        Ok(Some((request, used))) => format!(
+            "a request ({:?} {:?}, body of {} bytes) using {used} bytes",
+            request.head.method,
+            request.head.target,
+            request.body.len()
+        ),
+        Err(e) => format!("the error {}", e.status()),
     }
 }
 
-// Requirement P1: the request line, headers (values trimmed) and a Content-Length body are
+/// The status `buf` must be refused with.
+fn status_of(req: &str, buf: &[u8]) -> u16 {
+    match parse_request(buf) {
+        Err(e) => e.status(),
+        other => panic!(
+            "{req}: parse_request({}) gave {}; wanted an error status",
+            shown(buf),
+            outcome(&other)
+        ),
+    }
+}
+
+// Requirement 4: the request line, headers (values trimmed) and a Content-Length body are
 // parsed; `used` stops at the end of the body, leaving the next request in the buffer.
 #[test]
 fn parses_the_request_line_headers_and_body() {
+    let r = "requirement 4";
     let buf = b"POST /echo?x=1 HTTP/1.1\r\nHost: example\r\nContent-Type: \t text/plain \r\n\
                 Content-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
-    let (request, used) = complete(buf);
-    assert_eq!(request.head.method, Method::Post);
-    assert_eq!(request.head.target, "/echo?x=1");
-    assert_eq!(request.head.version, Version::Http11);
-    assert_eq!(request.header("content-type"), Some("text/plain"));
-    assert_eq!(request.body, b"hello");
-    assert_eq!(
-        &buf[used..],
-        b"GET / HTTP/1.1\r\n\r\n",
-        "used ends after the body"
+    let (request, used) = complete(r, buf);
+    let head = &request.head;
+    assert!(
+        (head.method, head.target.as_str(), head.version)
+            == (Method::Post, "/echo?x=1", Version::Http11),
+        "{r}: the request line parsed as {:?} {:?} {:?}; wanted Post \"/echo?x=1\" Http11",
+        head.method,
+        head.target,
+        head.version
+    );
+    assert!(
+        request.header("content-type") == Some("text/plain"),
+        "{r}: `Content-Type: \\t text/plain ` parsed as {:?}; wanted \"text/plain\" (spaces \
+         and tabs around a value are trimmed)",
+        request.header("content-type")
+    );
+    assert!(
+        request.body == b"hello",
+        "{r}: the body parsed as {}; wanted \"hello\" (Content-Length: 5)",
+        shown(&request.body)
+    );
+    assert!(
+        buf[used..] == *b"GET / HTTP/1.1\r\n\r\n",
+        "{r}: used = {used} leaves {} in the buffer; wanted the next request, right after the \
+         body",
+        shown(&buf[used..])
     );
 
-    let (request, used) = complete(b"GET / HTTP/1.0\n\n");
-    assert_eq!(request.head.version, Version::Http10);
-    assert_eq!(used, 16, "bare LF line endings are accepted");
-    assert!(request.body.is_empty());
+    let (request, used) = complete(r, b"GET / HTTP/1.0\n\n");
+    assert!(
+        request.head.version == Version::Http10 && used == 16 && request.body.is_empty(),
+        "{r}: `GET / HTTP/1.0\\n\\n` parsed as {:?}, using {used} of 16 bytes, with a body of {} \
+         bytes; wanted Http10, 16 bytes, no body (bare LF line endings are accepted)",
+        request.head.version,
+        request.body.len()
+    );
 }
 
-// Requirement P2: header names are case-insensitive.
+// Requirement 4: header names are case-insensitive.
 #[test]
 fn looks_up_headers_case_insensitively() {
+    let r = "requirement 4";
     let mut rng = rand::rng();
     let name: String = "X-Request-Token"
         .chars()
@@ -78,42 +119,64 @@ fn looks_up_headers_case_insensitively() {
         .collect();
     let value = format!("v{}", rng.random_range(0..1_000_000));
     let buf = format!("GET / HTTP/1.1\r\n{name}: {value}\r\n\r\n");
-    let (request, _) = complete(buf.as_bytes());
+    let (request, _) = complete(r, buf.as_bytes());
     for probe in ["x-request-token", "X-REQUEST-TOKEN", "X-Request-Token"] {
-        assert_eq!(
-            request.header(probe),
-            Some(value.as_str()),
-            "header({probe:?})"
+        assert!(
+            request.header(probe) == Some(value.as_str()),
+            "{r}: header({probe:?}) of a request sent with `{name}: {value}` gave {:?}; wanted \
+             {value:?}",
+            request.header(probe)
         );
     }
-    assert_eq!(request.header("x-request"), None);
+    assert!(
+        request.header("x-request").is_none(),
+        "{r}: header(\"x-request\") gave {:?}; wanted None (a prefix of a name is not the name)",
+        request.header("x-request")
+    );
 }
 
-// Requirement P3: an obsolete folded header line (starting with a space or a tab) continues
+// Requirement 4: an obsolete folded header line (starting with a space or a tab) continues
 // the previous value, joined by one space.
 #[test]
 fn unfolds_obsolete_line_folding() {
+    let r = "requirement 4";
     let (request, _) = complete(
+        r,
         b"GET / HTTP/1.1\r\nX-Long: first\r\n   second\r\n\tthird part\r\nX-Next: n\r\n\r\n",
     );
-    assert_eq!(request.header("x-long"), Some("first second third part"));
-    assert_eq!(request.header("x-next"), Some("n"));
-    assert_eq!(
-        status_of(b"GET / HTTP/1.1\r\n folded-first: x\r\n\r\n"),
-        400,
-        "a folded line with nothing before it"
+    assert!(
+        request.header("x-long") == Some("first second third part")
+            && request.header("x-next") == Some("n"),
+        "{r}: a value folded over three lines parsed as {:?} (and the next header as {:?}); \
+         wanted \"first second third part\" and \"n\"",
+        request.header("x-long"),
+        request.header("x-next")
+    );
+    let status = status_of(r, b"GET / HTTP/1.1\r\n folded-first: x\r\n\r\n");
+    assert!(
+        status == 400,
+        "{r}: a folded line with no header before it got {status}; wanted 400"
     );
 }
 
-// Requirement P4: chunked bodies, with extensions and trailers, are decoded.
+// Requirement 5: chunked bodies, with extensions and trailers, are decoded.
 #[test]
 fn decodes_chunked_bodies() {
+    let r = "requirement 5";
     let buf = b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
                 4;ext=1\r\nWiki\r\n5 ; a=\"b\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n\
                 0\r\nX-Trailer: yes\r\n\r\nNEXT";
-    let (request, used) = complete(buf);
-    assert_eq!(request.body, b"Wikipedia in\r\n\r\nchunks.");
-    assert_eq!(&buf[used..], b"NEXT");
+    let (request, used) = complete(r, buf);
+    assert!(
+        request.body == b"Wikipedia in\r\n\r\nchunks.",
+        "{r}: the chunked body decoded as {}; wanted \"Wikipedia in\\r\\n\\r\\nchunks.\"",
+        shown(&request.body)
+    );
+    assert!(
+        buf[used..] == *b"NEXT",
+        "{r}: used = {used} leaves {}; wanted \"NEXT\" (used ends after the trailers' blank line)",
+        shown(&buf[used..])
+    );
 }
 
 /// A random valid request, and what parsing it must give.
@@ -205,10 +268,11 @@ fn random_request(rng: &mut ThreadRng) -> Generated {
     }
 }
 
-// Requirement P5: a request cut anywhere is "not complete yet" (`Ok(None)`), never an error
+// Requirement 12: a request cut anywhere is "not complete yet" (`Ok(None)`), never an error
 // and never a shorter request; the whole request parses to exactly what was sent.
 #[test]
 fn waits_for_more_bytes_on_every_prefix() {
+    let r = "requirement 12";
     let mut rng = rand::rng();
     for _ in 0..40 {
         let generated = random_request(&mut rng);
@@ -217,36 +281,62 @@ fn waits_for_more_bytes_on_every_prefix() {
             match parse_request(&bytes[..cut]) {
                 Ok(None) => {}
                 other => panic!(
-                    "the first {cut} of {} bytes of {} must be Ok(None), got {other:?}",
+                    "{r}: the first {cut} of {} bytes of {} gave {}; wanted Ok(None)",
                     bytes.len(),
-                    shown(bytes)
+                    shown(bytes),
+                    outcome(&other)
                 ),
             }
         }
         let mut two = bytes.clone();
         two.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
-        let (request, used) = complete(&two);
-        assert_eq!(used, bytes.len(), "used bytes of {}", shown(bytes));
-        assert_eq!(request.head.method, generated.method);
-        assert_eq!(request.head.target, generated.target);
+        let (request, used) = complete(r, &two);
+        assert!(
+            used == bytes.len(),
+            "{r}: {} followed by another request: used = {used}; wanted {}",
+            shown(bytes),
+            bytes.len()
+        );
+        assert!(
+            request.head.method == generated.method && request.head.target == generated.target,
+            "{r}: {} parsed as {:?} {:?}; wanted {:?} {:?}",
+            shown(bytes),
+            request.head.method,
+            request.head.target,
+            generated.method,
+            generated.target
+        );
         assert!(
             request.body == generated.body,
-            "the body of {}",
-            shown(bytes)
+            "{r}: the body of {} parsed as {} bytes; wanted the {} bytes sent",
+            shown(bytes),
+            request.body.len(),
+            generated.body.len()
         );
         for (name, value) in &generated.headers {
-            assert_eq!(request.header(name), Some(value.as_str()), "header {name}");
+            assert!(
+                request.header(name) == Some(value.as_str()),
+                "{r}: header {name:?} of {} parsed as {:?}; wanted {value:?}",
+                shown(bytes),
+                request.header(name)
+            );
         }
     }
 }
 
-// Requirement P6: each malformation gets its status: 400 for broken syntax or framing, 431
+// Requirement 10: each malformation gets its status: 400 for broken syntax or framing, 431
 // for a head over 8 KiB, 413 for a body over 1 MiB, 501 for an unknown method or transfer
 // coding, 505 for another HTTP version.
 #[test]
 fn maps_each_malformation_to_its_status() {
+    let r = "requirement 10";
     for request in labkit::http_suite::MALFORMED {
-        assert_eq!(status_of(request), 400, "{}", shown(request));
+        let status = status_of(r, request);
+        assert!(
+            status == 400,
+            "{r}: {} got {status}; wanted 400",
+            shown(request)
+        );
     }
     let big = "h".repeat(MAX_HEAD);
     let cases: Vec<(Vec<u8>, u16)> = vec![
@@ -292,34 +382,47 @@ fn maps_each_malformation_to_its_status() {
     ];
     for (request, status) in cases {
         if status == 0 {
+            let got = parse_request(&request);
             assert!(
-                matches!(parse_request(&request), Ok(None)),
-                "{}",
-                shown(&request)
+                matches!(got, Ok(None)),
+                "{r}: {} (a body of exactly 1 MiB is allowed) gave {}; wanted Ok(None)",
+                shown(&request),
+                outcome(&got)
             );
         } else {
-            assert_eq!(status_of(&request), status, "{}", shown(&request));
+            let got = status_of(r, &request);
+            assert!(
+                got == status,
+                "{r}: {} got {got}; wanted {status}",
+                shown(&request)
+            );
         }
     }
 }
 
-// Requirement P7: limits hold before the bytes are all there: a head that passes 8 KiB
+// Requirement 10: limits hold before the bytes are all there: a head that passes 8 KiB
 // without its blank line is a 431 at once, a broken request line is a 400 as soon as it ends.
 #[test]
 fn refuses_early_without_waiting_for_the_rest() {
+    let r = "requirement 10";
     let mut endless = b"GET / HTTP/1.1\r\nX-Endless: ".to_vec();
     endless.extend(std::iter::repeat_n(b'e', MAX_HEAD + 10));
-    assert_eq!(status_of(&endless), 431, "an unfinished head over 8 KiB");
-    assert_eq!(
-        status_of(b"NOT A REQUEST LINE\r\n"),
-        400,
-        "a complete bad request line"
-    );
-    assert_eq!(
-        status_of(b"GET / HTTP/1.1\r\nno colon here\r\n"),
-        400,
-        "a complete bad header line"
-    );
+    for (input, want, what) in [
+        (&endless[..], 431, "an unfinished head over 8 KiB"),
+        (
+            b"NOT A REQUEST LINE\r\n",
+            400,
+            "a complete bad request line",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nno colon here\r\n",
+            400,
+            "a complete bad header line",
+        ),
+    ] {
+        let got = status_of(r, input);
+        assert!(got == want, "{r}: {what} got {got}; wanted {want}");
+    }
 }
 
 /// Applies one random mutation to `input`.
@@ -369,10 +472,11 @@ fn mutate(rng: &mut ThreadRng, input: &mut Vec<u8>) {
     }
 }
 
-// Requirement P8: on any input the parser returns (a request, "more bytes", or a status) and
+// Requirement 12: on any input the parser returns (a request, "more bytes", or a status) and
 // never panics: 100,000 inputs, random bytes and mutated valid requests.
 #[test]
 fn never_panics_on_100_000_random_and_mutated_inputs() {
+    let r = "requirement 12";
     let mut rng = rand::rng();
     let mut outcomes = [0usize; 3];
     for i in 0..100_000 {
@@ -388,23 +492,27 @@ fn never_panics_on_100_000_random_and_mutated_inputs() {
             bytes
         };
         let result = catch_unwind(AssertUnwindSafe(|| parse_request(&input)))
-            .unwrap_or_else(|_| panic!("parse_request panicked on {}", shown(&input)));
+            .unwrap_or_else(|_| panic!("{r}: parse_request panicked on {}", shown(&input)));
         match result {
             Ok(None) => outcomes[0] += 1,
             Ok(Some((request, used))) => {
                 assert!(
                     used > 0 && used <= input.len(),
-                    "used {used} of {} bytes: {}",
+                    "{r}: a request using {used} of {} bytes: {}; wanted 1 to {0}",
                     input.len(),
                     shown(&input)
                 );
-                assert!(request.body.len() <= MAX_BODY);
+                assert!(
+                    request.body.len() <= MAX_BODY,
+                    "{r}: a body of {} bytes was accepted; wanted at most {MAX_BODY}",
+                    request.body.len()
+                );
                 outcomes[1] += 1;
             }
             Err(e) => {
                 assert!(
                     [400, 413, 431, 501, 505].contains(&e.status()),
-                    "status {} for {}",
+                    "{r}: the status {} for {}; wanted one of 400, 413, 431, 501, 505",
                     e.status(),
                     shown(&input)
                 );
@@ -415,6 +523,6 @@ fn never_panics_on_100_000_random_and_mutated_inputs() {
     // The inputs reach every outcome: the mutations are neither all fatal nor all harmless.
     assert!(
         outcomes.iter().all(|&n| n > 1000),
-        "outcomes (incomplete, request, error): {outcomes:?}"
+        "{r}: outcomes (incomplete, request, error) were {outcomes:?}; wanted over 1,000 of each"
     );
 }

@@ -11,10 +11,11 @@
 //! | 431 over 8 KiB of head               | hyper: `max_buf_size(8 KiB)`                       |
 //! | slow head (slowloris)                | hyper: `header_read_timeout`                       |
 //! | slow body                            | tower-http: `TimeoutLayer` (408)                   |
-//! | 413 over 1 MiB of body               | axum: `DefaultBodyLimit`                           |
+//! | 413 over 1 MiB of body               | tower-http: `RequestBodyLimitLayer`                |
 //! | routing, 404, 405                    | axum's `Router`                                    |
 //! | `/static`, traversal, content types  | tower-http: `ServeDir`                             |
 //! | 501 for unknown methods              | a ten-line middleware (hyper accepts any token)    |
+//! | close after a refusal                | hyper; a middleware adds `Connection: close`       |
 //!
 //! And one thing lab 3.3 does not do at all: HTTP/2. hyper-util's `auto` builder looks at the
 //! first bytes of each connection; the HTTP/2 connection preface (`PRI * HTTP/2.0...`) switches
@@ -30,7 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONNECTION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +40,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 
@@ -91,7 +93,12 @@ pub fn app(root: &Path, request_timeout: Duration) -> Router {
         .route("/", get(greeting))
         .route("/echo", post(echo))
         .nest_service("/static", files)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // 413 over 1 MiB. axum's own `DefaultBodyLimit` only counts the bytes as they arrive,
+        // so a client announcing 1 GiB and sending nothing would wait for its answer;
+        // `RequestBodyLimitLayer` refuses from `Content-Length` before reading the body, and
+        // counts a chunked body as it arrives.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // The whole request, body included, must be handled within the timeout; a client that
         // stops sending its body gets a 408, and hyper closes a connection whose body was left
         // unread.
@@ -100,6 +107,7 @@ pub fn app(root: &Path, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .layer(middleware::from_fn(refuse_unknown_methods))
+        .layer(middleware::from_fn(close_after_refusals))
 }
 
 /// `get(..)` answers HEAD too: axum runs the GET handler and drops the body.
@@ -135,6 +143,22 @@ async fn refuse_unknown_methods(request: Request, next: Next) -> Response {
     } else {
         StatusCode::NOT_IMPLEMENTED.into_response()
     }
+}
+
+/// A refused request ends its connection, as in lab 3.3. hyper closes by itself after its own
+/// refusals (400, 431) and after a response that left the body unread; a 413 found while
+/// decoding a chunked body (read to its end) and our 501 would otherwise keep the connection
+/// alive. `Connection: close` on the response makes hyper close once it is sent.
+async fn close_after_refusals(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if matches!(
+        response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::NOT_IMPLEMENTED
+    ) {
+        let close = HeaderValue::from_static("close");
+        response.headers_mut().insert(CONNECTION, close);
+    }
+    response
 }
 
 /// Accepts connections forever and serves each with HTTP/1.1 or HTTP/2.

@@ -1,3 +1,63 @@
+//! ## Goal
+//! Write `https_server`, an HTTPS server built from three layers you can see separately: TCP
+//! (tokio), TLS (rustls through tokio-rustls) and HTTP (hyper). It speaks TLS 1.3 only by default,
+//! lets the client's ALPN choose between HTTP/2 and HTTP/1.1, picks its certificate from the name
+//! the client asks for (SNI), and answers every request with a report of what the handshake
+//! decided. On the way you meet certificate chains, trust anchors, and the errors a client gives
+//! when something is wrong (unknown issuer, expired, wrong name), all with certificates made on
+//! the spot: no private key is ever committed.
+//!
+//! ## Requirements
+//! 1. `--cert FILE --key FILE` loads every certificate of the PEM chain (leaf first, then
+//!    intermediates) and its private key; the server prints `listening on <addr>`, speaks TLS 1.3
+//!    and offers ALPN `h2` then `http/1.1`. The protocol ALPN chose is the one served (a client
+//!    offering no ALPN gets HTTP/1.1). Every request gets `200` with a text body holding the
+//!    lines `tls: TLSv1_3`, `alpn: <protocol or ->` and `sni: <name or ->`.
+//! 2. A client that does not trust the server's CA fails the handshake with an unknown-issuer
+//!    error; the server goes on serving the next client. Each connection has its own task: a
+//!    client that connects and stalls its handshake does not hold up anybody else's.
+//! 3. `--sni NAME=CERT,KEY` (repeatable) adds a certificate served when the client asks for `NAME`
+//!    with SNI (case-insensitive). No SNI (a client connecting to an IP address sends none) or an
+//!    unknown name gets the default certificate (`--cert`).
+//! 4. A plain-HTTP client on the TLS port gets a clean close: at most a TLS alert record, then end
+//!    of file; never a hang, never a crash. The server keeps serving.
+//! 5. An expired leaf is served as it is, and the client refuses it (the client does the checking).
+//! 6. TLS 1.2 is refused by default; with `--tls12` a TLS 1.2-only client is served too.
+//! 7. `--generate-certs DIR` writes a throwaway CA (`ca.pem`) and a leaf for `localhost` and
+//!    `127.0.0.1` signed by it (`localhost.pem`, `localhost.key` readable by its owner only; the
+//!    CA's key is never written), then serves that leaf.
+//! 8. A missing or unreadable file, a file without a certificate, or a key that does not match
+//!    the certificate ends the program before it listens: one message on stderr naming the file,
+//!    exit code 1, no panic. A wrong command line exits with code 2 (clap's usage error).
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 3.5    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `--cert FILE --key FILE` loads every certificate of the PEM chain (leaf
+//!   first, then intermediates) and its private key; the server prints `listening on <addr>`,
+//!   speaks TLS 1.3 and offers ALPN `h2` then `http/1.1`
+//! - [ ] Requirement 2: A client that does not trust the server's CA fails the handshake with an
+//!   unknown-issuer error; the server goes on serving the next client
+//! - [ ] Requirement 3: `--sni NAME=CERT,KEY` (repeatable) adds a certificate served when the
+//!   client asks for `NAME` with SNI (case-insensitive)
+//! - [ ] Requirement 4: A plain-HTTP client on the TLS port gets a clean close: at most a TLS alert
+//!   record, then end of file; never a hang, never a crash
+//! - [ ] Requirement 5: An expired leaf is served as it is, and the client refuses it (the client
+//!   does the checking)
+//! - [ ] Requirement 6: TLS 1.2 is refused by default; with `--tls12` a TLS 1.2-only client is
+//!   served too
+//! - [ ] Requirement 7: `--generate-certs DIR` writes a throwaway CA (`ca.pem`) and a leaf for
+//!   `localhost` and `127.0.0.1` signed by it (`localhost.pem`, `localhost.key` readable by its
+//!   owner only; the CA's key is never written), then serves that leaf
+//! - [ ] Requirement 8: A missing or unreadable file, a file without a certificate, or a key that
+//!   does not match the certificate ends the program before it listens: one message on stderr
+//!   naming the file, exit code 1, no panic
+//!
+//! ## Notes
+//!
 //! HTTPS server: rustls + tokio-rustls + hyper.
 //!
 //! `https_server --addr HOST:PORT (--cert FILE --key FILE | --generate-certs DIR)

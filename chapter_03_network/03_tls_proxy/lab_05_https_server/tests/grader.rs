@@ -272,9 +272,20 @@ fn trusted_client_gets_tls13_and_h2_when_it_offers_h2() {
     let f = start_with(&[]);
     let config = client_config(&[f.ca.der()], &[H2, HTTP11], ANY_VERSION);
     let mut session = expect_session(handshake(f.server.addr(), "localhost", config), "h2 client");
-    assert_eq!(session.version(), Some(rustls::ProtocolVersion::TLSv1_3));
-    assert_eq!(session.alpn().as_deref(), Some("h2"));
-    assert_eq!(session.peer_chain().first(), Some(&f.leaf.der));
+    assert_eq!(
+        session.version(),
+        Some(rustls::ProtocolVersion::TLSv1_3),
+        "requirement 1: negotiated version; wanted TLS 1.3"
+    );
+    assert_eq!(
+        session.alpn().as_deref(),
+        Some("h2"),
+        "requirement 1: ALPN chose this for a client offering h2 and http/1.1; wanted h2"
+    );
+    assert!(
+        session.peer_chain().first() == Some(&f.leaf.der),
+        "requirement 1: the server did not present the leaf from --cert"
+    );
 
     // ALPN said h2, so HTTP/2 must follow: after our connection preface and an empty SETTINGS
     // frame, the server's first frame is its own SETTINGS (type 4).
@@ -283,12 +294,17 @@ fn trusted_client_gets_tls13_and_h2_when_it_offers_h2() {
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .unwrap();
     let mut header = [0u8; 9];
-    stream
-        .read_exact(&mut header)
-        .expect("an HTTP/2 frame from the server");
+    stream.read_exact(&mut header).unwrap_or_else(|e| {
+        panic!(
+            "requirement 1: ALPN said h2 but no HTTP/2 frame came back after our preface ({e}); \
+             serve the protocol ALPN chose"
+        )
+    });
     assert_eq!(
         header[3], 4,
-        "the first HTTP/2 frame must be SETTINGS: {header:?}"
+        "requirement 1: the first HTTP/2 frame from the server has type {}; wanted SETTINGS (4): \
+         {header:?}",
+        header[3]
     );
 }
 
@@ -300,16 +316,20 @@ fn http11_client_gets_http11_and_the_report() {
         handshake(f.server.addr(), "localhost", config),
         "http/1.1 client",
     );
-    assert_eq!(session.alpn().as_deref(), Some("http/1.1"));
+    assert_eq!(
+        session.alpn().as_deref(),
+        Some("http/1.1"),
+        "requirement 1: ALPN for a client offering only http/1.1"
+    );
     let (status, body) = http11_get(&mut session, "localhost");
     assert!(
         status.starts_with("HTTP/1.1 200"),
-        "status line: {status:?}"
+        "requirement 1: status line {status:?}; wanted HTTP/1.1 200"
     );
     for line in ["tls: TLSv1_3", "alpn: http/1.1", "sni: localhost"] {
         assert!(
             body.lines().any(|l| l == line),
-            "body must have {line:?}: {body:?}"
+            "requirement 1: the report lacks the line {line:?}: {body:?}"
         );
     }
 
@@ -319,13 +339,20 @@ fn http11_client_gets_http11_and_the_report() {
         handshake(f.server.addr(), "localhost", config),
         "client without ALPN",
     );
-    assert_eq!(session.alpn(), None);
+    assert_eq!(
+        session.alpn(),
+        None,
+        "requirement 1: a client offering no ALPN gets none back"
+    );
     let (status, body) = http11_get(&mut session, "localhost");
     assert!(
         status.starts_with("HTTP/1.1 200"),
-        "status line: {status:?}"
+        "requirement 1: without ALPN the status line is {status:?}; wanted HTTP/1.1 200"
     );
-    assert!(body.lines().any(|l| l == "alpn: -"), "body: {body:?}");
+    assert!(
+        body.lines().any(|l| l == "alpn: -"),
+        "requirement 1: the report for a client without ALPN lacks `alpn: -`: {body:?}"
+    );
 }
 
 #[tokio::test]
@@ -339,14 +366,22 @@ async fn reqwest_gets_the_report_over_http2() {
         .build()
         .unwrap();
     let url = format!("https://localhost:{}/", f.server.addr().port());
-    let response = client.get(&url).send().await.expect("GET over HTTPS");
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.version(), reqwest::Version::HTTP_2);
-    let body = response.text().await.unwrap();
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("requirement 1: GET {url} with reqwest failed: {e}"));
+    assert_eq!(response.status(), 200, "requirement 1: status of GET {url}");
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "requirement 1: reqwest offered h2 and must be served HTTP/2"
+    );
+    let body = response.text().await.expect("the body of the report");
     for line in ["tls: TLSv1_3", "alpn: h2", "sni: localhost"] {
         assert!(
             body.lines().any(|l| l == line),
-            "body must have {line:?}: {body:?}"
+            "requirement 1: the report lacks the line {line:?}: {body:?}"
         );
     }
 }
@@ -364,14 +399,44 @@ fn client_without_the_ca_fails_with_unknown_issuer() {
         handshake(f.server.addr(), "localhost", config),
         "client trusting another CA",
     );
-    assert_eq!(error, CertificateError::UnknownIssuer);
+    assert_eq!(
+        error,
+        CertificateError::UnknownIssuer,
+        "requirement 2: the error of a client trusting another CA"
+    );
 
     // The server survives a refused handshake.
     let config = client_config(&[f.ca.der()], &[H2, HTTP11], ANY_VERSION);
     expect_session(
         handshake(f.server.addr(), "localhost", config),
-        "next client",
+        "requirement 2: the next client, after a refused handshake",
     );
+}
+
+#[test]
+fn a_silent_client_does_not_hold_up_other_handshakes() {
+    let f = start_with(&[]);
+    // Two clients connect first and stall: one says nothing, one sends half a TLS record
+    // header. A server that handshakes one connection at a time sits in their handshakes (until
+    // its handshake timeout) and every client behind them times out.
+    let silent = labkit::net::connect(f.server.addr());
+    let mut half = labkit::net::connect(f.server.addr());
+    half.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    for i in 0..3 {
+        let config = client_config(&[f.ca.der()], &[HTTP11], TLS13_ONLY);
+        let mut session = handshake(f.server.addr(), "localhost", config).unwrap_or_else(|e| {
+            panic!(
+                "requirement 2: handshake {i} failed ({e:?}) while two other clients stalled \
+                 theirs; wanted it served at once: one task per connection"
+            )
+        });
+        let (status, _) = http11_get(&mut session, "localhost");
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "requirement 2: request {i} next to two stalled clients got {status:?}; wanted 200"
+        );
+    }
+    drop((silent, half));
 }
 
 #[test]
@@ -388,9 +453,15 @@ fn sends_the_whole_chain_from_the_cert_file() {
     let config = client_config(&[root.der()], &[HTTP11], ANY_VERSION);
     let session = expect_session(
         handshake(server.addr(), "localhost", config),
-        "client trusting the root only",
+        "requirement 1: a client trusting the root only (the server must send the intermediate)",
     );
-    assert_eq!(session.peer_chain(), vec![leaf.der, intermediate.der()]);
+    let chain = session.peer_chain();
+    assert!(
+        chain == vec![leaf.der, intermediate.der()],
+        "requirement 1: the server sent {} certificate(s); wanted 2, the leaf then the \
+         intermediate, as in the --cert file",
+        chain.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,36 +477,42 @@ fn sni_picks_the_certificate_for_the_requested_name() {
     let other = ca.leaf(&[&other_name], false);
     let (cert, key) = main.write(dir.path(), "main", &[]);
     let (other_cert, other_key) = other.write(dir.path(), "other", &[]);
-    let sni = format!("{other_name}={other_cert},{other_key}");
+    // Host names are case-insensitive: the command line says SVC-....TEST, the client asks
+    // for svc-....test.
+    let sni = format!(
+        "{}={other_cert},{other_key}",
+        other_name.to_ascii_uppercase()
+    );
     let server = Server::start(lab_bin!(), &["--cert", &cert, "--key", &key, "--sni", &sni]);
 
     for _ in 0..2 {
         let config = client_config(&[ca.der()], &[HTTP11], ANY_VERSION);
         let mut session = expect_session(
             handshake(server.addr(), &other_name, config),
-            &format!("SNI {other_name}"),
+            &format!(
+                "requirement 3: SNI {other_name} (given as --sni {} on the command line)",
+                other_name.to_ascii_uppercase()
+            ),
         );
-        assert_eq!(
-            session.peer_chain().first(),
-            Some(&other.der),
-            "SNI {other_name}"
+        assert!(
+            session.peer_chain().first() == Some(&other.der),
+            "requirement 3: SNI {other_name} got another certificate than its --sni one"
         );
         let (_, body) = http11_get(&mut session, &other_name);
         let line = format!("sni: {other_name}");
         assert!(
             body.lines().any(|l| l == line),
-            "body must have {line:?}: {body:?}"
+            "requirement 3: the report lacks {line:?}: {body:?}"
         );
 
         let config = client_config(&[ca.der()], &[HTTP11], ANY_VERSION);
         let session = expect_session(
             handshake(server.addr(), "localhost", config),
-            "SNI localhost",
+            "requirement 3: SNI localhost",
         );
-        assert_eq!(
-            session.peer_chain().first(),
-            Some(&main.der),
-            "SNI localhost"
+        assert!(
+            session.peer_chain().first() == Some(&main.der),
+            "requirement 3: SNI localhost got another certificate than the default (--cert)"
         );
     }
 }
@@ -455,10 +532,19 @@ fn unknown_or_absent_sni_gets_the_default_certificate() {
     // Connecting to an IP address sends no SNI: the default certificate (which names
     // 127.0.0.1) is served and verifies.
     let config = client_config(&[ca.der()], &[HTTP11], ANY_VERSION);
-    let mut session = expect_session(handshake(server.addr(), "127.0.0.1", config), "no SNI");
-    assert_eq!(session.peer_chain().first(), Some(&main.der));
+    let mut session = expect_session(
+        handshake(server.addr(), "127.0.0.1", config),
+        "requirement 3: a client without SNI (it connects to 127.0.0.1) gets the default certificate",
+    );
+    assert!(
+        session.peer_chain().first() == Some(&main.der),
+        "requirement 3: a client without SNI got another certificate than the default (--cert)"
+    );
     let (_, body) = http11_get(&mut session, "127.0.0.1");
-    assert!(body.lines().any(|l| l == "sni: -"), "body: {body:?}");
+    assert!(
+        body.lines().any(|l| l == "sni: -"),
+        "requirement 3: the report for a client without SNI lacks `sni: -`: {body:?}"
+    );
 
     // A name the server does not know: the default certificate too, which the client rejects
     // because it does not name that host.
@@ -466,14 +552,15 @@ fn unknown_or_absent_sni_gets_the_default_certificate() {
     let config = client_config(&[ca.der()], &[HTTP11], ANY_VERSION);
     let error = expect_certificate_error(
         handshake(server.addr(), &unknown, config),
-        &format!("SNI {unknown}"),
+        &format!("requirement 3: SNI {unknown} (unknown to the server)"),
     );
     assert!(
         matches!(
             error,
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
         ),
-        "expected NotValidForName, got {error:?}"
+        "requirement 3: an unknown name gets the default certificate, which the client rejects \
+         with NotValidForName; got {error:?}"
     );
 }
 
@@ -490,23 +577,26 @@ fn plain_http_gets_a_clean_close_and_the_server_keeps_serving() {
             .unwrap();
         let mut answer = Vec::new();
         tcp.read_to_end(&mut answer).unwrap_or_else(|e| {
-            panic!("the server must close the connection (end of file), got {e} after {answer:?}")
+            panic!(
+                "requirement 4: after plain HTTP the server must close the connection (end of \
+                 file); got {e} after {answer:?}"
+            )
         });
         assert!(
             answer.is_empty() || answer[0] == 0x15,
-            "only a TLS alert record (0x15...) may come back, got {:?}",
+            "requirement 4: only a TLS alert record (0x15...) may come back; got {:?}",
             String::from_utf8_lossy(&answer)
         );
     }
     let config = client_config(&[f.ca.der()], &[HTTP11], ANY_VERSION);
     let mut session = expect_session(
         handshake(f.server.addr(), "localhost", config),
-        "a TLS client after the plain ones",
+        "requirement 4: a TLS client after three plain-HTTP ones",
     );
     let (status, _) = http11_get(&mut session, "localhost");
     assert!(
         status.starts_with("HTTP/1.1 200"),
-        "status line: {status:?}"
+        "requirement 4: after plain-HTTP clients the status line is {status:?}; wanted 200"
     );
 }
 
@@ -524,14 +614,14 @@ fn expired_leaf_is_refused_by_the_client() {
     let config = client_config(&[ca.der()], &[HTTP11], ANY_VERSION);
     let error = expect_certificate_error(
         handshake(server.addr(), "localhost", config),
-        "expired leaf",
+        "requirement 5: an expired leaf",
     );
     assert!(
         matches!(
             error,
             CertificateError::Expired | CertificateError::ExpiredContext { .. }
         ),
-        "expected Expired, got {error:?}"
+        "requirement 5: wanted the client's Expired error; got {error:?}"
     );
 }
 
@@ -545,23 +635,30 @@ fn tls12_is_refused_by_default_and_accepted_with_the_flag() {
     let config = client_config(&[f.ca.der()], &[HTTP11], TLS13_ONLY);
     expect_session(
         handshake(f.server.addr(), "localhost", config),
-        "TLS 1.3 client",
+        "requirement 6: a TLS 1.3 client",
     );
     let config = client_config(&[f.ca.der()], &[HTTP11], TLS12_ONLY);
     assert!(
         handshake(f.server.addr(), "localhost", config).is_err(),
-        "a TLS 1.2-only client must be refused by default"
+        "requirement 6: a TLS 1.2-only client was served without --tls12; wanted a refusal"
     );
 
     let f = start_with(&["--tls12"]);
     let config = client_config(&[f.ca.der()], &[HTTP11], TLS12_ONLY);
     let mut session = expect_session(
         handshake(f.server.addr(), "localhost", config),
-        "TLS 1.2 client with --tls12",
+        "requirement 6: a TLS 1.2 client with --tls12",
     );
-    assert_eq!(session.version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(
+        session.version(),
+        Some(rustls::ProtocolVersion::TLSv1_2),
+        "requirement 6: the version negotiated with a TLS 1.2-only client"
+    );
     let (_, body) = http11_get(&mut session, "localhost");
-    assert!(body.lines().any(|l| l == "tls: TLSv1_2"), "body: {body:?}");
+    assert!(
+        body.lines().any(|l| l == "tls: TLSv1_2"),
+        "requirement 6: the report lacks `tls: TLSv1_2`: {body:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,7 +679,7 @@ fn generates_a_ca_and_a_leaf_for_localhost_when_asked() {
     assert_eq!(
         names,
         ["ca.pem", "localhost.key", "localhost.pem"],
-        "files in {certs:?}"
+        "requirement 7: the files written in {certs:?}"
     );
     let key_mode = fs::metadata(certs.join("localhost.key"))
         .unwrap()
@@ -591,7 +688,8 @@ fn generates_a_ca_and_a_leaf_for_localhost_when_asked() {
     assert_eq!(
         key_mode & 0o077,
         0,
-        "the private key must be readable by its owner only"
+        "requirement 7: localhost.key has mode {:o}; wanted it readable by its owner only (600)",
+        key_mode & 0o777
     );
 
     let ca =
@@ -600,9 +698,13 @@ fn generates_a_ca_and_a_leaf_for_localhost_when_asked() {
         let config = client_config(std::slice::from_ref(&ca), &[H2, HTTP11], ANY_VERSION);
         let session = expect_session(
             handshake(server.addr(), name, config),
-            &format!("{name} with the ca.pem the server wrote"),
+            &format!("requirement 7: {name} with the ca.pem the server wrote"),
         );
-        assert_eq!(session.version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        assert_eq!(
+            session.version(),
+            Some(rustls::ProtocolVersion::TLSv1_3),
+            "requirement 7: the version negotiated with the generated leaf"
+        );
     }
 }
 
@@ -639,21 +741,27 @@ fn bad_certificate_files_give_a_clear_error() {
         assert_eq!(
             out.code(),
             Some(1),
-            "--cert {cert} --key {key}: exit 1; stderr: {stderr}"
+            "requirement 8: --cert {cert} --key {key}: exit code; wanted 1; stderr: {stderr}"
         );
-        assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
+        assert!(
+            !stderr.contains("panicked"),
+            "requirement 8: --cert {cert} --key {key} panicked; wanted a message: {stderr}"
+        );
         assert!(
             stderr.contains(named),
-            "stderr must name {named}: {stderr:?}"
+            "requirement 8: stderr does not name {named}: {stderr:?}"
         );
-        assert!(!out.stdout_str().contains("listening on"), "must not start");
+        assert!(
+            !out.stdout_str().contains("listening on"),
+            "requirement 8: --cert {cert} --key {key} started listening; wanted an exit before"
+        );
     }
 
     let out = run(lab_bin!(), &["--addr", "127.0.0.1:0", "--cert", &cert]);
     assert_eq!(
         out.code(),
         Some(2),
-        "--cert without --key is a usage error: {}",
+        "requirement 8: --cert without --key: exit code; wanted 2 (usage error): {}",
         out.stderr_str()
     );
 }

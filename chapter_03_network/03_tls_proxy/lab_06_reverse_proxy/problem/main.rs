@@ -1,3 +1,66 @@
+//! ## Goal
+//! Write `reverse_proxy`, the piece that sits in front of almost every web application (nginx,
+//! Envoy, a cloud load balancer): clients talk to it, it talks to the upstream server. You will
+//! keep bodies streaming in both directions so memory stays flat whatever their size, decide
+//! which headers belong to one connection and which to the whole message, tell the upstream who
+//! the client was, turn upstream failures into honest status codes (502, 504), and make a
+//! client's disconnect cancel the work it started upstream.
+//!
+//! ## Requirements
+//! 1. Each request is forwarded to `--upstream` with its method, target (path and query), `Host`,
+//!    end-to-end headers and body unchanged; the upstream's status, headers (repeated ones such as
+//!    `Set-Cookie` included) and body come back unchanged. The proxy prints `listening on <addr>`.
+//! 2. The proxy appends the client's IP to `X-Forwarded-For` (`203.0.113.7, 127.0.0.1` when the
+//!    client already sent one), sets `X-Forwarded-Proto: http`, and appends its own hop to `Via`
+//!    (`1.0 fred, 1.1 reverse_proxy`; the protocol version, a space, a name).
+//! 3. Hop-by-hop headers are not forwarded, neither in requests nor in responses: `Connection`
+//!    and every header it names, `Keep-Alive`, `Proxy-Authenticate`, `Proxy-Authorization`,
+//!    `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`.
+//! 4. Bodies stream both ways: a 100 MiB response and a 100 MiB upload pass byte for byte while
+//!    the proxy's peak resident memory (`VmHWM` in `/proc/<pid>/status`) stays under 32 MiB.
+//! 5. An upstream that cannot be reached gives `502 Bad Gateway`; the proxy keeps serving.
+//! 6. An upstream that has not answered (response head) within `--timeout` gives
+//!    `504 Gateway Timeout`, and the proxy keeps serving.
+//! 7. A client that disconnects while its request is in flight cancels it: the proxy closes its
+//!    upstream connection, so the upstream sees the end of file instead of working for nobody.
+//! 8. A wrong command line (no `--upstream`, a bad address, a bad duration) exits with code 2.
+//! 9. Upstream connections are kept alive and reused: sequential requests, even from clients
+//!    that each close their own connection, share one upstream connection instead of paying a
+//!    TCP handshake each.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 3.6    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: Each request is forwarded to `--upstream` with its method, target (path and
+//!   query), `Host`, end-to-end headers and body unchanged; the upstream's status, headers
+//!   (repeated ones such as `Set-Cookie` included) and body come back unchanged
+//! - [ ] Requirement 2: The proxy appends the client's IP to `X-Forwarded-For` (`203.0.113.7,
+//!   127.0.0.1` when the client already sent one), sets `X-Forwarded-Proto: http`, and appends its
+//!   own hop to `Via` (`1.0 fred, 1.1 reverse_proxy`; the protocol version, a space, a name)
+//! - [ ] Requirement 3: Hop-by-hop headers are not forwarded, neither in requests nor in responses:
+//!   `Connection` and every header it names, `Keep-Alive`, `Proxy-Authenticate`,
+//!   `Proxy-Authorization`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`
+//! - [ ] Requirement 4: Bodies stream both ways: a 100 MiB response and a 100 MiB upload pass byte
+//!   for byte while the proxy's peak resident memory (`VmHWM` in `/proc/<pid>/status`) stays under
+//!   32 MiB
+//! - [ ] Requirement 5: An upstream that cannot be reached gives `502 Bad Gateway`; the proxy keeps
+//!   serving
+//! - [ ] Requirement 6: An upstream that has not answered (response head) within `--timeout` gives
+//!   `504 Gateway Timeout`, and the proxy keeps serving
+//! - [ ] Requirement 7: A client that disconnects while its request is in flight cancels it: the
+//!   proxy closes its upstream connection, so the upstream sees the end of file instead of working
+//!   for nobody
+//! - [ ] Requirement 8: A wrong command line (no `--upstream`, a bad address, a bad duration) exits
+//!   with code 2
+//! - [ ] Requirement 9: Upstream connections are kept alive and reused: sequential requests, even
+//!   from clients that each close their own connection, share one upstream connection instead of
+//!   paying a TCP handshake each
+//!
+//! ## Notes
+//!
 //! Reverse proxy: `reverse_proxy --addr HOST:PORT --upstream HOST:PORT [--timeout 30s]`.
 //!
 //! Accept HTTP/1.1 clients and forward each request to the upstream, and the response back:

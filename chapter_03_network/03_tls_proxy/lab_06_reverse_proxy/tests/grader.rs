@@ -23,6 +23,19 @@ fn random_token() -> String {
     format!("{:016x}", rand::rng().random_range(0..u64::MAX))
 }
 
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut rng = rand::rng();
+    (0..len).map(|_| rng.random()).collect()
+}
+
+/// Where two byte strings first differ, for a message that does not dump them.
+fn first_difference(got: &[u8], wanted: &[u8]) -> String {
+    match got.iter().zip(wanted).position(|(a, b)| a != b) {
+        Some(at) => format!("first difference at byte {at}"),
+        None => format!("{} bytes, wanted {}", got.len(), wanted.len()),
+    }
+}
+
 /// Asserts that none of `names` is among `headers` (case-insensitive).
 fn assert_absent(headers: &[(String, String)], names: &[&str], side: &str) {
     for name in names {
@@ -32,13 +45,13 @@ fn assert_absent(headers: &[(String, String)], names: &[&str], side: &str) {
             .collect();
         assert!(
             found.is_empty(),
-            "{side}: hop-by-hop header {name} must not pass: {found:?}"
+            "requirement 3: {side}: the hop-by-hop header {name} passed the proxy: {found:?}"
         );
     }
 }
 
 // Requirement 1: requests and responses pass through unchanged (method, target, body, status,
-// end-to-end headers).
+// end-to-end headers), with bodies of random sizes compared byte for byte.
 #[test]
 fn forwards_the_request_and_returns_the_response() {
     let upstream = Upstream::start(|ex: &mut Exchange<'_>| {
@@ -59,28 +72,70 @@ fn forwards_the_request_and_returns_the_response() {
         )
     });
     let proxy = proxy(upstream.addr(), &[]);
-    let (token, body) = (random_token(), random_token().repeat(50));
-    let target = format!("/items/{token}?q={token}&page=2");
-    let request = format!(
-        "PUT {target} HTTP/1.1\r\nHost: shop.test\r\nX-Marker: {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let response = upstream::send(proxy.addr(), request.as_bytes()).expect("a response");
+    // Sizes from empty to a few hundred KiB: several reads and writes on each hop.
+    let sizes = [
+        0,
+        rand::rng().random_range(1..2000),
+        rand::rng().random_range(64_000..400_000),
+    ];
+    for (i, size) in sizes.into_iter().enumerate() {
+        let (token, body) = (random_token(), random_bytes(size));
+        let target = format!("/items/{token}?q={token}&page=2");
+        let mut request = format!(
+            "PUT {target} HTTP/1.1\r\nHost: shop.test\r\nX-Marker: {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let response = upstream::send(proxy.addr(), &request)
+            .unwrap_or_else(|e| panic!("requirement 1: no response to PUT {target}: {e}"));
 
-    assert_eq!(response.status, 201);
-    assert_eq!(response.body_str(), body);
-    assert_eq!(response.header("x-upstream-saw"), Some(token.as_str()));
-    assert_eq!(response.headers_named("set-cookie"), ["a=1", "b=2"]);
-    let requests = upstream.requests();
-    assert_eq!(
-        requests.len(),
-        1,
-        "the upstream must get exactly one request"
-    );
-    assert_eq!(requests[0].method, "PUT");
-    assert_eq!(requests[0].target, target);
-    assert_eq!(requests[0].header("host"), Some("shop.test"));
-    assert_eq!(requests[0].header("x-marker"), Some(token.as_str()));
+        assert_eq!(
+            response.status, 201,
+            "requirement 1: the upstream answered 201; the client got"
+        );
+        assert!(
+            response.body == body,
+            "requirement 1: a {size}-byte body echoed by the upstream came back altered: {}",
+            first_difference(&response.body, &body)
+        );
+        assert_eq!(
+            response.header("x-upstream-saw"),
+            Some(token.as_str()),
+            "requirement 1: the X-Marker the upstream saw, as it reported it back"
+        );
+        assert_eq!(
+            response.headers_named("set-cookie"),
+            ["a=1", "b=2"],
+            "requirement 1: both Set-Cookie lines of the upstream's response"
+        );
+        let requests = upstream.requests();
+        assert_eq!(
+            requests.len(),
+            i + 1,
+            "requirement 1: requests the upstream received after {} sent",
+            i + 1
+        );
+        let seen = &requests[i];
+        assert_eq!(
+            seen.method, "PUT",
+            "requirement 1: the method the upstream saw"
+        );
+        assert_eq!(
+            seen.target, target,
+            "requirement 1: the target the upstream saw"
+        );
+        assert_eq!(
+            seen.header("host"),
+            Some("shop.test"),
+            "requirement 1: the Host the upstream saw"
+        );
+        assert_eq!(
+            seen.header("x-marker"),
+            Some(token.as_str()),
+            "requirement 1: the end-to-end header X-Marker the upstream saw"
+        );
+    }
 }
 
 // Requirement 2: X-Forwarded-For, X-Forwarded-Proto and Via.
@@ -95,33 +150,59 @@ fn adds_x_forwarded_for_x_forwarded_proto_and_via() {
         "GET /b HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {earlier}\r\nVia: 1.0 fred\r\nConnection: close\r\n\r\n"
     );
     for request in [plain, chained] {
-        assert_eq!(
-            upstream::send(proxy.addr(), request.as_bytes())
-                .unwrap()
-                .status,
-            200
-        );
+        let status = upstream::send(proxy.addr(), request.as_bytes())
+            .unwrap_or_else(|e| panic!("requirement 2: no response through the proxy: {e}"))
+            .status;
+        assert_eq!(status, 200, "requirement 2: status through the proxy");
     }
     let requests = upstream.requests();
-    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests.len(),
+        2,
+        "requirement 2: requests the upstream received"
+    );
 
     let first = &requests[0];
-    assert_eq!(first.header("x-forwarded-for"), Some("127.0.0.1"));
-    assert_eq!(first.header("x-forwarded-proto"), Some("http"));
-    let via = first.header("via").expect("a Via header");
+    assert_eq!(
+        first.header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "requirement 2: X-Forwarded-For of a client that sent none"
+    );
+    assert_eq!(
+        first.header("x-forwarded-proto"),
+        Some("http"),
+        "requirement 2: X-Forwarded-Proto"
+    );
+    let via = first
+        .header("via")
+        .unwrap_or_else(|| panic!("requirement 2: the upstream got no Via header"));
     assert!(
         via.starts_with("1.1 ") && via.len() > 4 && !via.contains(','),
-        "Via must be `1.1 <name>`: {via:?}"
+        "requirement 2: Via is {via:?}; wanted `1.1 <name>`"
     );
 
     let second = &requests[1];
     let expected = format!("{earlier}, 127.0.0.1");
-    assert_eq!(second.headers_named("x-forwarded-for"), [expected.as_str()]);
+    assert_eq!(
+        second.headers_named("x-forwarded-for"),
+        [expected.as_str()],
+        "requirement 2: X-Forwarded-For of a client that sent {earlier}: append, do not replace"
+    );
     let via = second.headers_named("via").join(", ");
     let hops: Vec<&str> = via.split(',').map(str::trim).collect();
-    assert_eq!(hops.len(), 2, "Via must list both hops: {via:?}");
-    assert_eq!(hops[0], "1.0 fred");
-    assert!(hops[1].starts_with("1.1 "), "our hop comes last: {via:?}");
+    assert_eq!(
+        hops.len(),
+        2,
+        "requirement 2: Via is {via:?}; wanted both hops, `1.0 fred, 1.1 <name>`"
+    );
+    assert_eq!(
+        hops[0], "1.0 fred",
+        "requirement 2: the client's hop in Via comes first"
+    );
+    assert!(
+        hops[1].starts_with("1.1 "),
+        "requirement 2: Via is {via:?}; wanted our hop last"
+    );
 }
 
 // Requirement 3: hop-by-hop headers stop at the proxy, in both directions.
@@ -135,18 +216,30 @@ fn strips_hop_by_hop_request_headers() {
          Keep-Alive: timeout=5\r\nProxy-Authorization: Basic c2VjcmV0\r\nTE: trailers\r\n\
          Upgrade: websocket\r\nX-End-To-End: {token}\r\nContent-Length: 5\r\n\r\nhello"
     );
-    let response = upstream::send(proxy.addr(), request.as_bytes()).unwrap();
-    assert_eq!(response.status, 200);
+    let response = upstream::send(proxy.addr(), request.as_bytes())
+        .unwrap_or_else(|e| panic!("requirement 3: no response through the proxy: {e}"));
+    assert_eq!(
+        response.status, 200,
+        "requirement 3: status through the proxy"
+    );
 
     let requests = upstream.requests();
-    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests.len(),
+        1,
+        "requirement 3: requests the upstream received"
+    );
     let seen = &requests[0];
     assert_eq!(
         seen.header("x-end-to-end"),
         Some(token.as_str()),
-        "end-to-end headers pass"
+        "requirement 3: an end-to-end header must pass"
     );
-    assert_eq!(seen.header("content-length"), Some("5"));
+    assert_eq!(
+        seen.header("content-length"),
+        Some("5"),
+        "requirement 3: Content-Length of a 5-byte body"
+    );
     assert_absent(
         &seen.headers,
         &[
@@ -162,7 +255,7 @@ fn strips_hop_by_hop_request_headers() {
     for value in seen.headers_named("connection") {
         assert!(
             !value.to_ascii_lowercase().contains("x-hop"),
-            "the client's Connection header must not pass: {value:?}"
+            "requirement 3: the client's Connection header reached the upstream: {value:?}"
         );
     }
 }
@@ -183,10 +276,22 @@ fn strips_hop_by_hop_response_headers() {
         })
     };
     let proxy = proxy(upstream.addr(), &[]);
-    let response = upstream::get(proxy.addr(), "/").unwrap();
-    assert_eq!(response.status, 200);
-    assert_eq!(response.body_str(), "ok");
-    assert_eq!(response.header("x-end-to-end"), Some(token.as_str()));
+    let response = upstream::get(proxy.addr(), "/")
+        .unwrap_or_else(|e| panic!("requirement 3: no response through the proxy: {e}"));
+    assert_eq!(
+        response.status, 200,
+        "requirement 3: status through the proxy"
+    );
+    assert_eq!(
+        response.body_str(),
+        "ok",
+        "requirement 3: body through the proxy"
+    );
+    assert_eq!(
+        response.header("x-end-to-end"),
+        Some(token.as_str()),
+        "requirement 3: an end-to-end response header must pass"
+    );
     assert_absent(
         &response.headers,
         &[&hop, "keep-alive", "proxy-authenticate", "upgrade"],
@@ -195,7 +300,7 @@ fn strips_hop_by_hop_response_headers() {
     for value in response.headers_named("connection") {
         assert!(
             !value.to_ascii_lowercase().contains("x-hop"),
-            "the upstream's Connection header must not pass: {value:?}"
+            "requirement 3: the upstream's Connection header reached the client: {value:?}"
         );
     }
 }
@@ -236,7 +341,8 @@ impl Write for Verifier<'_> {
 }
 
 fn peak_memory_kib(server: &Server) -> u64 {
-    labkit::sys::status_kib(server.pid(), "VmHWM").expect("VmHWM of the proxy")
+    labkit::sys::status_kib(server.pid(), "VmHWM")
+        .expect("VmHWM in /proc/<pid>/status of the proxy")
 }
 
 #[test]
@@ -269,20 +375,27 @@ fn streams_a_100_mib_response_in_flat_memory() {
     let response = upstream::read_response_streaming(&mut BufReader::new(stream), &mut verifier)
         .unwrap_or_else(|e| {
             panic!(
-                "reading the 100 MiB response: {e} after {} bytes",
+                "requirement 4: reading the 100 MiB response failed after {} bytes: {e}",
                 verifier.seen
             )
         });
-    assert_eq!(response.status, 200);
-    assert_eq!(verifier.seen, BLOCK * BLOCKS, "the whole body must arrive");
+    assert_eq!(
+        response.status, 200,
+        "requirement 4: status of the 100 MiB response"
+    );
+    assert_eq!(
+        verifier.seen,
+        BLOCK * BLOCKS,
+        "requirement 4: bytes of the 100 MiB body that arrived"
+    );
     assert_eq!(
         verifier.mismatch, None,
-        "the body must arrive byte for byte"
+        "requirement 4: the 100 MiB body changed on the way (offset of the first wrong byte)"
     );
     let peak = peak_memory_kib(&proxy);
     assert!(
         peak < MAX_HWM_KIB,
-        "the proxy's peak memory (VmHWM) reached {peak} KiB for a 100 MiB body: stream it"
+        "requirement 4: the proxy's peak memory (VmHWM) reached {peak} KiB for a 100 MiB body; wanted under {MAX_HWM_KIB} KiB: stream it"
     );
 }
 
@@ -312,19 +425,23 @@ fn streams_a_100_mib_upload_in_flat_memory() {
     for _ in 0..BLOCKS {
         stream
             .write_all(&block)
-            .expect("the proxy must keep reading the upload");
+            .expect("requirement 4: the proxy stopped reading the upload");
     }
-    let response = upstream::read_response(&mut BufReader::new(stream)).expect("a response");
-    assert_eq!(response.status, 200);
+    let response = upstream::read_response(&mut BufReader::new(stream))
+        .unwrap_or_else(|e| panic!("requirement 4: no response to the 100 MiB upload: {e}"));
+    assert_eq!(
+        response.status, 200,
+        "requirement 4: status of the 100 MiB upload"
+    );
     assert_eq!(
         response.body_str(),
         format!("{} None", BLOCK * BLOCKS),
-        "the upstream must receive the whole upload byte for byte (bytes, first mismatch)"
+        "requirement 4: what the upstream received of the upload (bytes, first mismatch)"
     );
     let peak = peak_memory_kib(&proxy);
     assert!(
         peak < MAX_HWM_KIB,
-        "the proxy's peak memory (VmHWM) reached {peak} KiB for a 100 MiB upload: stream it"
+        "requirement 4: the proxy's peak memory (VmHWM) reached {peak} KiB for a 100 MiB upload; wanted under {MAX_HWM_KIB} KiB: stream it"
     );
 }
 
@@ -333,9 +450,39 @@ fn streams_a_100_mib_upload_in_flat_memory() {
 fn upstream_down_gives_502_and_the_proxy_keeps_serving() {
     let proxy = proxy(labkit::net::closed_port(), &[]);
     for _ in 0..3 {
-        let response = upstream::get(proxy.addr(), "/").expect("the proxy must answer");
-        assert_eq!(response.status, 502, "body: {}", response.body_str());
+        let response = upstream::get(proxy.addr(), "/").unwrap_or_else(|e| {
+            panic!("requirement 5: with the upstream down the proxy must still answer: {e}")
+        });
+        assert_eq!(
+            response.status,
+            502,
+            "requirement 5: status with the upstream down; body {:?}",
+            response.body_str()
+        );
     }
+}
+
+// Requirement 9: upstream connections are kept alive and reused.
+#[test]
+fn reuses_upstream_connections() {
+    let upstream = Upstream::ok("ok");
+    let proxy = proxy(upstream.addr(), &[]);
+    let n = rand::rng().random_range(8..=16);
+    for i in 0..n {
+        let response = upstream::get(proxy.addr(), &format!("/r/{i}"))
+            .unwrap_or_else(|e| panic!("requirement 9: request {i} through the proxy: {e}"));
+        assert_eq!(response.status, 200, "requirement 9: status of request {i}");
+    }
+    let served = upstream.requests().len();
+    assert_eq!(served, n, "requirement 9: requests the upstream served");
+    // Each client closed its connection; the proxy's upstream connection stays for the next
+    // one. A connection per request is a TCP handshake per request (and a port in TIME_WAIT).
+    let opened = upstream.connections_accepted();
+    assert!(
+        opened <= 3,
+        "requirement 9: {n} sequential requests opened {opened} upstream connections; wanted \
+         1 (a few at most): keep upstream connections alive and reuse them"
+    );
 }
 
 // Requirement 6: an upstream slower than --timeout gives 504.
@@ -348,12 +495,28 @@ fn slow_upstream_gives_504_after_the_timeout() {
         ex.respond(200, &[], b"fast")
     });
     let proxy = proxy(upstream.addr(), &["--timeout", "300ms"]);
-    let fast = upstream::get(proxy.addr(), "/fast").unwrap();
-    assert_eq!((fast.status, fast.body_str().as_str()), (200, "fast"));
-    let slow = upstream::get(proxy.addr(), "/slow").unwrap();
-    assert_eq!(slow.status, 504, "body: {}", slow.body_str());
-    let fast = upstream::get(proxy.addr(), "/fast").unwrap();
-    assert_eq!(fast.status, 200, "the proxy keeps serving after a timeout");
+    let get = |path: &str| {
+        upstream::get(proxy.addr(), path)
+            .unwrap_or_else(|e| panic!("requirement 6: GET {path} through the proxy: {e}"))
+    };
+    let fast = get("/fast");
+    assert_eq!(
+        (fast.status, fast.body_str().as_str()),
+        (200, "fast"),
+        "requirement 6: a fast answer passes"
+    );
+    let slow = get("/slow");
+    assert_eq!(
+        slow.status,
+        504,
+        "requirement 6: an upstream silent past --timeout 300ms; body {:?}",
+        slow.body_str()
+    );
+    let fast = get("/fast");
+    assert_eq!(
+        fast.status, 200,
+        "requirement 6: the proxy keeps serving after a timeout"
+    );
 }
 
 // Requirement 7: a client that disconnects cancels its upstream request.
@@ -374,15 +537,16 @@ fn client_disconnect_cancels_the_upstream_request() {
         .unwrap();
     assert!(
         wait::until(Duration::from_secs(10), || !upstream.requests().is_empty()),
-        "the request must reach the upstream"
+        "requirement 7: the request never reached the upstream"
     );
     drop(client);
     let closed = rx
         .recv_timeout(Duration::from_secs(15))
-        .expect("the upstream handler reports");
+        .expect("requirement 7: the upstream handler did not report within 15 s");
     assert!(
         closed,
-        "when the client goes away, the proxy must close its upstream connection"
+        "requirement 7: the client went away but the proxy kept its upstream connection open \
+         for 10 s; wanted it closed (drop the upstream request with the client's)"
     );
 }
 
@@ -407,9 +571,12 @@ fn rejects_a_bad_command_line() {
         assert_eq!(
             out.code(),
             Some(2),
-            "{args:?}: exit code 2; stderr: {}",
+            "requirement 8: {args:?}: exit code; wanted 2; stderr: {}",
             out.stderr_str()
         );
-        assert!(!out.stderr_str().contains("panicked"), "{args:?}: no panic");
+        assert!(
+            !out.stderr_str().contains("panicked"),
+            "requirement 8: {args:?} panicked; wanted a usage error"
+        );
     }
 }

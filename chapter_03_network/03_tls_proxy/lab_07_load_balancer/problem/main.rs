@@ -1,3 +1,61 @@
+//! ## Goal
+//! Write `load_balancer`: a reverse proxy (lab 3.6) with several upstreams and one question per
+//! request, "which one?". You will spread traffic in turn (round-robin) or towards the least busy
+//! upstream (least-connections), notice a dead upstream both passively (its connection is
+//! refused: retry elsewhere) and actively (a health check every few seconds), bring a recovered
+//! upstream back into rotation, and protect the whole fleet from a greedy client with a per-IP
+//! rate limit. The grader runs it like a small production deployment: three upstreams counting
+//! requests, one killed in the middle of the traffic and restarted on the same port.
+//!
+//! ## Requirements
+//! 1. Round-robin (the default) takes the healthy upstreams in turn: sequential requests spread
+//!    evenly (each upstream within 20% of its fair share), also while one upstream is out.
+//!    The balancer prints `listening on <addr>`.
+//! 2. `--strategy least-connections` sends each request to the healthy upstream with the fewest
+//!    requests in flight (a request is in flight until its response body has been sent); ties are
+//!    broken in turn, so sequential requests spread evenly too.
+//! 3. Passive health: an upstream that refuses the connection (or does not accept it within 1 s)
+//!    is marked down on the spot and the request is retried on the next candidate, so the client
+//!    still gets its answer. A marked-down upstream gets no traffic until a health check passes.
+//! 4. Active health: every `--health-interval` (the first round one interval after start) each
+//!    upstream is asked `GET --health-path`; a 2xx answer within 2 s marks it up (a recovered
+//!    upstream rejoins the rotation), anything else marks it down.
+//! 5. When no upstream accepts the connection the client gets `502 Bad Gateway`. When every
+//!    upstream is marked down the balancer still tries them (marks can be stale), so service
+//!    resumes as soon as one is back.
+//! 6. `--max-requests-per-minute N`: at most N requests per client IP in any 60-second window;
+//!    the next ones get `429 Too Many Requests` with a `Retry-After` header, and never reach an
+//!    upstream. Each client IP has its own budget.
+//! 7. A wrong command line (no `--upstream`, an unknown strategy, a bad duration, a limit of 0)
+//!    exits with code 2.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 3.7    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: Round-robin (the default) takes the healthy upstreams in turn: sequential
+//!   requests spread evenly (each upstream within 20% of its fair share), also while one upstream
+//!   is out
+//! - [ ] Requirement 2: `--strategy least-connections` sends each request to the healthy upstream
+//!   with the fewest requests in flight (a request is in flight until its response body has been
+//!   sent); ties are broken in turn, so sequential requests spread evenly too
+//! - [ ] Requirement 3: Passive health: an upstream that refuses the connection (or does not accept
+//!   it within 1 s) is marked down on the spot and the request is retried on the next candidate, so
+//!   the client still gets its answer
+//! - [ ] Requirement 4: Active health: every `--health-interval` (the first round one interval
+//!   after start) each upstream is asked `GET --health-path`; a 2xx answer within 2 s marks it up
+//!   (a recovered upstream rejoins the rotation), anything else marks it down
+//! - [ ] Requirement 5: When no upstream accepts the connection the client gets `502 Bad Gateway`
+//! - [ ] Requirement 6: `--max-requests-per-minute N`: at most N requests per client IP in any
+//!   60-second window; the next ones get `429 Too Many Requests` with a `Retry-After` header, and
+//!   never reach an upstream
+//! - [ ] Requirement 7: A wrong command line (no `--upstream`, an unknown strategy, a bad duration,
+//!   a limit of 0) exits with code 2
+//!
+//! ## Notes
+//!
 //! Load balancer: `load_balancer --addr HOST:PORT --upstream A --upstream B ...
 //!  [--strategy round-robin|least-connections] [--health-interval 2s] [--health-path /health]
 //!  [--max-requests-per-minute N]`

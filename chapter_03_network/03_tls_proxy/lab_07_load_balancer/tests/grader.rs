@@ -82,15 +82,21 @@ fn balancer(addrs: &[String], health_path: &str, extra: &[&str]) -> Server {
 }
 
 fn get(lb: &Server, path: &str) -> Response {
-    upstream::get(lb.addr(), path)
-        .unwrap_or_else(|e| panic!("GET {path} through the balancer: {e}"))
+    upstream::get(lb.addr(), path).unwrap_or_else(|e| {
+        panic!("GET {path} through the balancer failed: {e}; wanted a response")
+    })
 }
 
 /// Sends `n` sequential requests; every one must get a 200.
 fn send_ok(lb: &Server, n: usize) {
     for i in 0..n {
         let response = get(lb, &format!("/work/{i}"));
-        assert_eq!(response.status, 200, "request {i}: {}", response.body_str());
+        assert_eq!(
+            response.status,
+            200,
+            "requirements 1 and 3: status of request {i} of {n}; body {:?}",
+            response.body_str()
+        );
     }
 }
 
@@ -100,7 +106,7 @@ fn assert_even(counts: &[usize], total: usize, when: &str) {
     for (i, &count) in counts.iter().enumerate() {
         assert!(
             (count as f64 - fair).abs() <= fair * 0.2,
-            "{when}: upstream {i} got {count} of {total} requests, expected {fair:.0} ± 20%: {counts:?}"
+            "requirement 1: {when}: upstream {i} got {count} of {total} requests; wanted {fair:.0} ± 20%: {counts:?}"
         );
     }
 }
@@ -128,7 +134,10 @@ fn survives_losing_and_regaining_an_upstream(strategy: &str) {
     let before = fleet.traffic_all();
     send_ok(&lb, 60); // every request succeeds: the dead upstream is skipped or retried
     let served = delta(&fleet.traffic_all(), &before);
-    assert_eq!(served[victim], 0);
+    assert_eq!(
+        served[victim], 0,
+        "requirement 3: requests served by the stopped upstream {victim}"
+    );
     let survivors: Vec<usize> = (0..3).filter(|&i| i != victim).map(|i| served[i]).collect();
     assert_even(&survivors, 60, "one upstream down");
 
@@ -137,12 +146,16 @@ fn survives_losing_and_regaining_an_upstream(strategy: &str) {
     let mut sent = 0;
     let recovered = wait::until(Duration::from_secs(10), || {
         sent += 1;
-        assert_eq!(get(&lb, "/probe").status, 200);
+        let status = get(&lb, "/probe").status;
+        assert_eq!(
+            status, 200,
+            "requirement 4: status of probe {sent} during the recovery"
+        );
         fleet.traffic(victim) > before_recovery
     });
     assert!(
         recovered,
-        "upstream {victim} is back on its port, yet it got none of {sent} requests in 10 s \
+        "requirement 4: upstream {victim} is back on its port, yet it got none of {sent} requests in 10 s \
          (the active health check must re-add it)"
     );
 
@@ -212,10 +225,17 @@ fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
         .map(|gate| {
             let gate = gate.clone();
             Upstream::start(move |ex: &mut Exchange<'_>| {
-                if ex.request.path() != health_path && !gate.pass() {
+                if ex.request.path() == health_path {
+                    return ex.respond(200, &[], b"done");
+                }
+                // The head and the first byte of the body go out at once; the rest waits for
+                // the gate. The request is in flight until its last byte has been sent.
+                ex.write_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nd")?;
+                if !gate.pass() {
+                    ex.close_after();
                     return Ok(()); // the test is over
                 }
-                ex.respond(200, &[], b"done")
+                ex.write_raw(b"one")
             })
         })
         .collect();
@@ -247,15 +267,18 @@ fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
         let handle = spawn_request(n);
         assert!(
             wait::until(Duration::from_secs(10), || total() == n + 1),
-            "request {n} must reach an upstream"
+            "requirement 2: request {n} never reached an upstream"
         );
-        let at = (0..3).find(|&i| arrived(i) > clients[i].len()).unwrap();
+        let at = (0..3)
+            .find(|&i| arrived(i) > clients[i].len())
+            .expect("the upstream that got the request");
         clients[at].push(handle);
     }
+    let spread: Vec<usize> = (0..3).map(arrived).collect();
     assert_eq!(
-        (0..3).map(arrived).collect::<Vec<_>>(),
+        spread,
         [1, 1, 1],
-        "one held request each"
+        "requirement 2: three held requests on three idle upstreams; wanted one each"
     );
 
     // Free a random upstream: it now has 0 in flight, the others 1 each. The next request
@@ -264,20 +287,25 @@ fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
         let free = rand::rng().random_range(0..3);
         gates[free].release(1);
         let status = clients[free].pop().unwrap().join().unwrap();
-        assert_eq!(status, 200, "round {round}: the freed request completes");
+        assert_eq!(
+            status, 200,
+            "requirement 2: round {round}: status of the released request"
+        );
 
         let before: Vec<usize> = (0..3).map(arrived).collect();
         let handle = spawn_request(10 + round);
         assert!(
             wait::until(Duration::from_secs(10), || total()
                 == before.iter().sum::<usize>() + 1),
-            "round {round}: the request must reach an upstream"
+            "requirement 2: round {round}: the request never reached an upstream"
         );
-        let at = (0..3).find(|&i| arrived(i) > before[i]).unwrap();
+        let at = (0..3)
+            .find(|&i| arrived(i) > before[i])
+            .expect("the upstream that got the request");
         assert_eq!(
             at, free,
-            "round {round}: upstream {free} had 0 requests in flight and the others 1, \
-             but the request went to upstream {at}"
+            "requirement 2: round {round}: upstream {free} had 0 requests in flight and the \
+             others 1 each (their bodies still streaming), but the request went to upstream {at}"
         );
         clients[at].push(handle);
     }
@@ -286,7 +314,8 @@ fn least_connections_picks_the_upstream_with_fewest_requests_in_flight() {
         gate.release(100);
     }
     for handle in clients.into_iter().flatten() {
-        assert_eq!(handle.join().unwrap(), 200);
+        let status = handle.join().unwrap();
+        assert_eq!(status, 200, "requirement 2: status of a released request");
     }
 }
 
@@ -308,7 +337,7 @@ fn refused_connection_is_retried_elsewhere_and_marks_the_upstream_down() {
     assert_eq!(
         served.iter().sum::<usize>(),
         30,
-        "every request is served once: {served:?}"
+        "requirement 3: requests served in all; wanted each of 30 served once: {served:?}"
     );
 
     // Back on its port, but marked down, and no health check has run: it gets nothing yet.
@@ -318,7 +347,8 @@ fn refused_connection_is_retried_elsewhere_and_marks_the_upstream_down() {
     let served = delta(&fleet.traffic_all(), &before);
     assert_eq!(
         served[dead], 0,
-        "a refused upstream stays marked down until a health check passes: {served:?}"
+        "requirement 3: upstream {dead} refused a connection, so it stays out until a health \
+         check passes; it got requests anyway: {served:?}"
     );
 }
 
@@ -333,10 +363,13 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
     );
     send_ok(&lb, 30);
     let sick = rand::rng().random_range(0..3);
-    assert!(fleet.traffic(sick) > 0, "every upstream serves at first");
+    assert!(
+        fleet.traffic(sick) > 0,
+        "requirement 1: upstream {sick} got no traffic of 30 requests at first"
+    );
     assert!(
         wait::until(Duration::from_secs(10), || fleet.health_checks(sick) >= 3),
-        "health checks must ask for {} every 100ms (got {} in 10 s)",
+        "requirement 4: health checks must ask for {} every 100ms (got {} in 10 s)",
         fleet.health_path,
         fleet.health_checks(sick)
     );
@@ -350,14 +383,14 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
     });
     assert!(
         taken_out,
-        "an upstream whose health check answers 503 must get no traffic"
+        "requirement 4: an upstream whose health check answers 503 still gets traffic after 10 s"
     );
     let before = fleet.traffic(sick);
     send_ok(&lb, 30);
     assert_eq!(
         fleet.traffic(sick),
         before,
-        "the unhealthy upstream stays out"
+        "requirement 4: requests served by the upstream whose health check answers 503"
     );
 
     fleet.health_status[sick].store(200, Ordering::SeqCst);
@@ -367,7 +400,7 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
     });
     assert!(
         back,
-        "once its health check passes again, the upstream must get traffic"
+        "requirement 4: its health check passes again, yet the upstream got no traffic in 10 s"
     );
 }
 
@@ -375,22 +408,32 @@ fn active_health_checks_take_out_and_re_add_an_unhealthy_upstream() {
 #[test]
 fn all_upstreams_down_gives_502() {
     let mut fleet = Fleet::new(2);
+    // Active checks far apart: only trying the marked-down upstreams can bring service back.
     let lb = balancer(
         &fleet.addrs(),
         &fleet.health_path,
-        &["--health-interval", "100ms"],
+        &["--health-interval", "60s"],
     );
     send_ok(&lb, 4);
     for upstream in &mut fleet.upstreams {
         upstream.stop();
     }
-    for _ in 0..5 {
+    for i in 0..5 {
         let response = get(&lb, "/");
-        assert_eq!(response.status, 502, "body: {}", response.body_str());
+        assert_eq!(
+            response.status,
+            502,
+            "requirement 5: request {i} with every upstream down; body {:?}",
+            response.body_str()
+        );
     }
     fleet.upstreams[0].restart();
     let back = wait::until(Duration::from_secs(10), || get(&lb, "/").status == 200);
-    assert!(back, "the balancer serves again once an upstream is back");
+    assert!(
+        back,
+        "requirement 5: upstream 0 is back, but with every upstream marked down the balancer \
+         kept answering 502 for 10 s; wanted it to try them anyway"
+    );
 }
 
 // Requirement 6: per-client-IP rate limit.
@@ -403,13 +446,14 @@ fn get_from(from: &str, to: SocketAddr) -> Response {
     socket.bind(&local.into()).unwrap();
     socket
         .connect_timeout(&to.into(), labkit::net::NET_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect from {from}: {e}"));
+        .unwrap_or_else(|e| panic!("requirement 6: connect from {from}: {e}"));
     let mut stream: std::net::TcpStream = socket.into();
     labkit::net::set_timeouts(&stream, labkit::net::NET_TIMEOUT);
     stream
         .write_all(b"GET /limited HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n")
         .unwrap();
-    upstream::read_response(&mut BufReader::new(stream)).expect("a response")
+    upstream::read_response(&mut BufReader::new(stream))
+        .unwrap_or_else(|e| panic!("requirement 6: no response to a request from {from}: {e}"))
 }
 
 #[test]
@@ -423,31 +467,34 @@ fn rate_limit_per_client_ip_gives_429() {
     );
     for i in 0..limit {
         let response = get_from("127.0.0.1", lb.addr());
-        assert_eq!(response.status, 200, "request {i} of {limit} is allowed");
+        assert_eq!(
+            response.status, 200,
+            "requirement 6: status of request {i}, within the limit of {limit}"
+        );
     }
     for _ in 0..2 {
         let response = get_from("127.0.0.1", lb.addr());
         assert_eq!(
             response.status,
             429,
-            "request {} is over the limit of {limit}",
+            "requirement 6: status of request {}, over the limit of {limit}",
             limit + 1
         );
         assert!(
             response.header("retry-after").is_some(),
-            "a 429 says when to come back (Retry-After)"
+            "requirement 6: a 429 without Retry-After; wanted it to say when to come back"
         );
     }
     assert_eq!(
         fleet.traffic_all().iter().sum::<usize>(),
         limit,
-        "refused requests never reach an upstream"
+        "requirement 6: requests that reached an upstream; wanted only the {limit} allowed"
     );
     // Another client IP has its own budget.
     let response = get_from("127.0.0.2", lb.addr());
     assert_eq!(
         response.status, 200,
-        "another client IP is not limited by the first one"
+        "requirement 6: status for 127.0.0.2 after 127.0.0.1 used its budget; wanted 200 (a budget per IP)"
     );
 }
 
@@ -487,9 +534,12 @@ fn rejects_a_bad_command_line() {
         assert_eq!(
             out.code(),
             Some(2),
-            "{args:?}: exit code 2; stderr: {}",
+            "requirement 7: {args:?}: exit code; wanted 2; stderr: {}",
             out.stderr_str()
         );
-        assert!(!out.stderr_str().contains("panicked"), "{args:?}: no panic");
+        assert!(
+            !out.stderr_str().contains("panicked"),
+            "requirement 7: {args:?} panicked; wanted a usage error"
+        );
     }
 }

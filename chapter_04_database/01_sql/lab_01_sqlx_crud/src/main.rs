@@ -1,3 +1,56 @@
+//! ## Goal
+//! Write `TaskRepo`, the one place where an application's SQL lives: lists of tasks in
+//! PostgreSQL, created by a migration, read and written through SQLx with runtime-checked,
+//! type-safe queries (`query_as::<_, Task>` and `#[derive(FromRow)]`). Along the way you meet
+//! what turns SQL into a reliable API: migrations, bind parameters, keyset pagination, errors
+//! mapped to the domain (`Duplicate`, `NotFound`, `ListFull`), and a transaction with a row lock
+//! that keeps an invariant true when sixteen writers race.
+//!
+//! ## Requirements
+//! 1. `migrate()` applies the embedded migrations (`sqlx::migrate!("./migrations")`); a second
+//!    call is harmless.
+//! 2. `create_list`, `create_task` and `get_task` return the stored rows (ids and `created_at`
+//!    from the database), whatever the text: values travel as bind parameters, never pasted into
+//!    the SQL. A missing task is `RepoError::NotFound`.
+//! 3. Constraint violations are domain errors, never panics: a list name or a task title (within
+//!    its list) already taken is `Duplicate`; a task in a missing list is `NotFound`; an empty
+//!    title or a capacity below 1 is `Invalid`.
+//! 4. `list_tasks(list, after, limit)` pages through a list in id order with keyset pagination
+//!    (`WHERE id > after`, no `OFFSET`): `next` is the last id of the page when more rows follow,
+//!    `None` on the last page, and rows deleted before the cursor do not shift later pages. A
+//!    `limit` outside `1..=MAX_PAGE_SIZE` is `Invalid`.
+//! 5. `update_task` changes only the fields it is given and returns the new row; `delete_task`
+//!    deletes once. Missing rows are `NotFound`, a title clash `Duplicate`.
+//! 6. A list never holds more than `capacity` tasks, even under concurrency: `create_task` and
+//!    `move_task` check and write in one transaction, with the list's row locked; a full list is
+//!    `ListFull` and a failed move changes nothing.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 4.1    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `migrate()` applies the embedded migrations
+//!   (`sqlx::migrate!("./migrations")`); a second call is harmless
+//! - [ ] Requirement 2: `create_list`, `create_task` and `get_task` return the stored rows (ids and
+//!   `created_at` from the database), whatever the text: values travel as bind parameters, never
+//!   pasted into the SQL
+//! - [ ] Requirement 3: Constraint violations are domain errors, never panics: a list name or a
+//!   task title (within its list) already taken is `Duplicate`; a task in a missing list is
+//!   `NotFound`; an empty title or a capacity below 1 is `Invalid`
+//! - [ ] Requirement 4: `list_tasks(list, after, limit)` pages through a list in id order with
+//!   keyset pagination (`WHERE id > after`, no `OFFSET`): `next` is the last id of the page when
+//!   more rows follow, `None` on the last page, and rows deleted before the cursor do not shift
+//!   later pages
+//! - [ ] Requirement 5: `update_task` changes only the fields it is given and returns the new row;
+//!   `delete_task` deletes once
+//! - [ ] Requirement 6: A list never holds more than `capacity` tasks, even under concurrency:
+//!   `create_task` and `move_task` check and write in one transaction, with the list's row locked;
+//!   a full list is `ListFull` and a failed move changes nothing
+//!
+//! ## Notes
+//!
 //! SQLx CRUD: a repository of task lists on PostgreSQL.
 //!
 //! Build `TaskRepo`, the one place where the application's SQL lives. The schema is given in

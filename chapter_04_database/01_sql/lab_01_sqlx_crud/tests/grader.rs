@@ -42,14 +42,17 @@ async fn migrate_creates_the_schema_and_is_idempotent() {
         for table in ["_sqlx_migrations", "lists", "tasks"] {
             assert!(
                 tables.iter().any(|t| t == table),
-                "missing table {table}: {tables:?}"
+                "requirement 1: table {table} is missing after migrate(); found {tables:?}"
             );
         }
         let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
             .fetch_one(&db.pool)
             .await
             .unwrap();
-        assert_eq!(applied, 1, "the migration must be recorded once");
+        assert!(
+            applied == 1,
+            "requirement 1: _sqlx_migrations holds {applied} rows after two migrate() calls; wanted 1"
+        );
     })
     .await
 }
@@ -65,9 +68,11 @@ async fn creates_and_gets_a_task() {
             .create_list(&name, capacity)
             .await
             .expect("create_list");
-        assert_eq!(
-            (list.name.as_str(), list.capacity),
-            (name.as_str(), capacity)
+        assert!(
+            (list.name.as_str(), list.capacity) == (name.as_str(), capacity),
+            "requirement 2: create_list returned ({:?}, {}); wanted ({name:?}, {capacity})",
+            list.name,
+            list.capacity
         );
 
         let title = random_name("task");
@@ -75,17 +80,25 @@ async fn creates_and_gets_a_task() {
             .create_task(list.id, &title)
             .await
             .expect("create_task");
-        assert_eq!(task.list_id, list.id);
-        assert_eq!(task.title, title);
-        assert!(!task.done, "a new task is not done");
+        assert!(
+            task.list_id == list.id && task.title == title,
+            "requirement 2: create_task returned list {} title {:?}; wanted list {} title {title:?}",
+            task.list_id,
+            task.title,
+            list.id
+        );
+        assert!(!task.done, "requirement 2: a new task came back with done = true; wanted false");
         let age = chrono::Utc::now() - task.created_at;
         assert!(
             age.num_minutes().abs() < 5,
-            "created_at is the database's now(): {age}"
+            "requirement 2: created_at is {age} away from now; wanted the database's now()"
         );
 
         let fetched = repo.get_task(task.id).await.expect("get_task");
-        assert_eq!(fetched, task);
+        assert!(
+            fetched == task,
+            "requirement 2: get_task returned {fetched:?}; wanted the created row {task:?}"
+        );
     })
     .await
 }
@@ -101,8 +114,11 @@ async fn get_of_a_missing_task_is_not_found() {
             .expect("create_task");
         let missing = task.id + rand::rng().random_range(1..1000);
         match repo.get_task(missing).await {
-            Err(RepoError::NotFound { id, .. }) => assert_eq!(id, missing),
-            other => panic!("get_task({missing}) must be NotFound, got {other:?}"),
+            Err(RepoError::NotFound { id, .. }) => assert!(
+                id == missing,
+                "requirement 2: NotFound names id {id}; wanted {missing}"
+            ),
+            other => panic!("requirement 2: get_task({missing}) must be NotFound, got {other:?}"),
         }
     })
     .await
@@ -122,7 +138,7 @@ async fn duplicate_title_in_a_list_is_a_duplicate_error() {
                 repo.create_task(a.id, &title).await,
                 Err(RepoError::Duplicate(_))
             ),
-            "the same title twice in one list must be RepoError::Duplicate"
+            "requirement 3: the same title twice in one list must be RepoError::Duplicate"
         );
         repo.create_task(b.id, &title)
             .await
@@ -140,7 +156,7 @@ async fn duplicate_list_name_is_a_duplicate_error() {
         let again = repo.create_list(&name, 3).await;
         assert!(
             matches!(again, Err(RepoError::Duplicate(_))),
-            "a second list named {name:?} must be RepoError::Duplicate, got {again:?}"
+            "requirement 3: a second list named {name:?} must be RepoError::Duplicate, got {again:?}"
         );
     })
     .await
@@ -153,8 +169,13 @@ async fn task_in_a_missing_list_is_not_found() {
         let list = repo.create_list("inbox", 10).await.expect("create_list");
         let missing = list.id + rand::rng().random_range(1..1000);
         match repo.create_task(missing, "orphan").await {
-            Err(RepoError::NotFound { id, .. }) => assert_eq!(id, missing),
-            other => panic!("a task in missing list {missing} must be NotFound, got {other:?}"),
+            Err(RepoError::NotFound { id, .. }) => assert!(
+                id == missing,
+                "requirement 3: NotFound names id {id}; wanted list {missing}"
+            ),
+            other => panic!(
+                "requirement 3: a task in missing list {missing} must be NotFound, got {other:?}"
+            ),
         }
     })
     .await
@@ -168,12 +189,12 @@ async fn invalid_values_are_invalid_errors() {
         let empty = repo.create_task(list.id, "").await;
         assert!(
             matches!(empty, Err(RepoError::Invalid(_))),
-            "empty title: {empty:?}"
+            "requirement 3: an empty title must be RepoError::Invalid, got {empty:?}"
         );
         let zero = repo.create_list("zero", 0).await;
         assert!(
             matches!(zero, Err(RepoError::Invalid(_))),
-            "capacity 0: {zero:?}"
+            "requirement 3: capacity 0 must be RepoError::Invalid, got {zero:?}"
         );
     })
     .await
@@ -190,14 +211,18 @@ async fn all_pages(repo: &TaskRepo, list_id: i64, limit: i64) -> Vec<Page> {
             .expect("list_tasks");
         assert!(
             page.tasks.len() as i64 <= limit,
-            "a page longer than the limit"
+            "requirement 4: a page of {} tasks; wanted at most the limit {limit}",
+            page.tasks.len()
         );
         after = page.next;
         pages.push(page);
         if after.is_none() {
             return pages;
         }
-        assert!(pages.len() < 1000, "pagination does not end");
+        assert!(
+            pages.len() < 1000,
+            "requirement 4: 1000 pages and `next` is still Some: pagination does not end"
+        );
     }
 }
 
@@ -229,20 +254,40 @@ async fn lists_tasks_with_keyset_pagination() {
             .iter()
             .flat_map(|p| p.tasks.iter().map(|t| t.id))
             .collect();
-        assert_eq!(seen, ids, "every task of the list, once, in id order");
+        let first_difference = seen.iter().zip(&ids).position(|(a, b)| a != b);
+        assert!(
+            seen == ids,
+            "requirement 4: paging gave {} ids, wanted the list's {} in id order; first difference at index {first_difference:?}",
+            seen.len(),
+            ids.len()
+        );
         let expected_pages = (n as usize).div_ceil(limit as usize);
-        assert_eq!(
-            pages.len(),
-            expected_pages,
-            "{n} tasks at {limit} a page make {expected_pages} pages (no empty last page)"
+        assert!(
+            pages.len() == expected_pages,
+            "requirement 4: {n} tasks at {limit} a page took {} pages; wanted {expected_pages} (no empty last page)",
+            pages.len()
         );
         for page in &pages[..pages.len() - 1] {
-            assert_eq!(
-                page.next,
-                page.tasks.last().map(|t| t.id),
-                "next = last id of the page"
+            let last = page.tasks.last().map(|t| t.id);
+            assert!(
+                page.next == last,
+                "requirement 4: next is {:?}; wanted the page's last id {last:?}",
+                page.next
             );
         }
+        // A last page that is exactly full: `next` must still be None, so the client does not
+        // ask for an empty page (knowing needs one row more than the limit).
+        let tail = ids.len() - 1 - limit as usize;
+        let last = repo
+            .list_tasks(list.id, Some(ids[tail]), limit)
+            .await
+            .expect("list_tasks");
+        assert!(
+            last.tasks.len() == limit as usize && last.next.is_none(),
+            "requirement 4: the last {limit} tasks came as a page of {} with next = {:?}; wanted {limit} tasks and next = None",
+            last.tasks.len(),
+            last.next
+        );
     })
     .await
 }
@@ -262,7 +307,11 @@ async fn pagination_does_not_skip_rows_when_earlier_rows_are_deleted() {
             );
         }
         let first = repo.list_tasks(list.id, None, 5).await.expect("page 1");
-        assert_eq!(first.tasks.len(), 5);
+        assert!(
+            first.tasks.len() == 5,
+            "requirement 4: page 1 of 12 tasks at 5 a page has {} tasks; wanted 5",
+            first.tasks.len()
+        );
         // Somebody deletes two rows of the page we already read: with OFFSET 5 the next page
         // would start two rows too late.
         repo.delete_task(ids[0]).await.expect("delete");
@@ -272,7 +321,11 @@ async fn pagination_does_not_skip_rows_when_earlier_rows_are_deleted() {
             .await
             .expect("page 2");
         let got: Vec<i64> = second.tasks.iter().map(|t| t.id).collect();
-        assert_eq!(got, ids[5..10], "page 2 must start right after the cursor");
+        assert!(
+            got == ids[5..10],
+            "requirement 4: after deleting two rows of page 1, page 2 is {got:?}; wanted {:?} (the rows right after the cursor)",
+            &ids[5..10]
+        );
     })
     .await
 }
@@ -287,12 +340,16 @@ async fn rejects_a_page_size_out_of_range() {
             .list_tasks(list.id, None, 1)
             .await
             .expect("limit 1 is fine");
-        assert_eq!(page.tasks.len(), 1);
+        assert!(
+            page.tasks.len() == 1,
+            "requirement 4: limit 1 gave {} tasks; wanted 1",
+            page.tasks.len()
+        );
         for limit in [0, -1, lab::MAX_PAGE_SIZE + 1, i64::MAX] {
             let result = repo.list_tasks(list.id, None, limit).await;
             assert!(
                 matches!(result, Err(RepoError::Invalid(_))),
-                "limit {limit} must be RepoError::Invalid, got {result:?}"
+                "requirement 4: limit {limit} must be RepoError::Invalid, got {result:?}"
             );
         }
     })
@@ -319,7 +376,12 @@ async fn updates_title_and_done() {
             .update_task(task.id, only_done)
             .await
             .expect("update done");
-        assert_eq!((updated.title.as_str(), updated.done), ("draft", true));
+        assert!(
+            (updated.title.as_str(), updated.done) == ("draft", true),
+            "requirement 5: updating only done gave ({:?}, {}); wanted (\"draft\", true)",
+            updated.title,
+            updated.done
+        );
 
         let only_title = TaskUpdate {
             title: Some(title.clone()),
@@ -329,11 +391,17 @@ async fn updates_title_and_done() {
             .update_task(task.id, only_title)
             .await
             .expect("update title");
-        assert_eq!(
-            (updated.title.as_str(), updated.done),
-            (title.as_str(), true)
+        assert!(
+            (updated.title.as_str(), updated.done) == (title.as_str(), true),
+            "requirement 5: updating only the title gave ({:?}, {}); wanted ({title:?}, true)",
+            updated.title,
+            updated.done
         );
-        assert_eq!(repo.get_task(task.id).await.expect("get"), updated);
+        let stored = repo.get_task(task.id).await.expect("get");
+        assert!(
+            stored == updated,
+            "requirement 5: the stored row is {stored:?}; wanted the returned {updated:?}"
+        );
     })
     .await
 }
@@ -352,18 +420,18 @@ async fn update_errors_are_domain_errors() {
         let result = repo.update_task(b.id, clash).await;
         assert!(
             matches!(result, Err(RepoError::Duplicate(_))),
-            "rename onto a: {result:?}"
+            "requirement 5: renaming b onto a must be RepoError::Duplicate, got {result:?}"
         );
         let missing = a.id.max(b.id) + rand::rng().random_range(1..1000);
         let result = repo.update_task(missing, TaskUpdate::default()).await;
         assert!(
             matches!(result, Err(RepoError::NotFound { id, .. }) if id == missing),
-            "update of missing task {missing}: {result:?}"
+            "requirement 5: an update of missing task {missing} must be NotFound, got {result:?}"
         );
-        assert_eq!(
-            repo.get_task(b.id).await.expect("get").title,
-            "b",
-            "b is unchanged"
+        let b_now = repo.get_task(b.id).await.expect("get").title;
+        assert!(
+            b_now == "b",
+            "requirement 5: b is titled {b_now:?} after a refused rename; wanted \"b\""
         );
     })
     .await
@@ -377,18 +445,20 @@ async fn deletes_a_task_once() {
         let keep = repo.create_task(list.id, "keep").await.expect("create");
         let gone = repo.create_task(list.id, "gone").await.expect("create");
         repo.delete_task(gone.id).await.expect("delete");
-        assert!(matches!(
-            repo.get_task(gone.id).await,
-            Err(RepoError::NotFound { .. })
-        ));
+        let after = repo.get_task(gone.id).await;
+        assert!(
+            matches!(after, Err(RepoError::NotFound { .. })),
+            "requirement 5: get_task after delete_task must be NotFound, got {after:?}"
+        );
         let again = repo.delete_task(gone.id).await;
         assert!(
             matches!(again, Err(RepoError::NotFound { .. })),
-            "deleting twice must be NotFound, got {again:?}"
+            "requirement 5: deleting twice must be NotFound, got {again:?}"
         );
-        assert_eq!(
-            repo.get_task(keep.id).await.expect("the other task stays"),
-            keep
+        let kept = repo.get_task(keep.id).await.expect("the other task stays");
+        assert!(
+            kept == keep,
+            "requirement 5: the other task is now {kept:?}; wanted it unchanged {keep:?}"
         );
     })
     .await
@@ -413,10 +483,12 @@ async fn a_full_list_refuses_new_tasks() {
             Err(RepoError::ListFull {
                 list_id,
                 capacity: c,
-            }) => {
-                assert_eq!((list_id, c), (list.id, capacity))
-            }
-            other => panic!("a full list must answer ListFull, got {other:?}"),
+            }) => assert!(
+                (list_id, c) == (list.id, capacity),
+                "requirement 6: ListFull names list {list_id} capacity {c}; wanted list {} capacity {capacity}",
+                list.id
+            ),
+            other => panic!("requirement 6: a full list must answer ListFull, got {other:?}"),
         }
     })
     .await
@@ -430,11 +502,24 @@ async fn moves_a_task_between_lists() {
         let to = repo.create_list("to", 10).await.expect("create_list");
         let task = repo.create_task(from.id, "travel").await.expect("create");
         let moved = repo.move_task(task.id, to.id).await.expect("move_task");
-        assert_eq!(moved.list_id, to.id);
-        assert_eq!((moved.id, &moved.title), (task.id, &task.title));
-        assert_eq!(repo.get_task(task.id).await.expect("get").list_id, to.id);
+        assert!(
+            (moved.id, &moved.title, moved.list_id) == (task.id, &task.title, to.id),
+            "requirement 6: move_task returned {moved:?}; wanted task {} in list {}",
+            task.id,
+            to.id
+        );
+        let stored = repo.get_task(task.id).await.expect("get").list_id;
+        assert!(
+            stored == to.id,
+            "requirement 6: the stored task is in list {stored}; wanted {}",
+            to.id
+        );
         let left = repo.list_tasks(from.id, None, 10).await.expect("list");
-        assert!(left.tasks.is_empty(), "the source list is empty now");
+        assert!(
+            left.tasks.is_empty(),
+            "requirement 6: the source list still has {} tasks after the move; wanted 0",
+            left.tasks.len()
+        );
     })
     .await
 }
@@ -451,27 +536,31 @@ async fn a_failed_move_changes_nothing() {
         let result = repo.move_task(task.id, full.id).await;
         assert!(
             matches!(result, Err(RepoError::ListFull { .. })),
-            "into a full list: {result:?}"
+            "requirement 6: a move into a full list must be ListFull, got {result:?}"
         );
         let missing = task.id + 1000;
         let result = repo.move_task(missing, from.id).await;
         assert!(
             matches!(result, Err(RepoError::NotFound { .. })),
-            "missing task: {result:?}"
+            "requirement 6: a move of a missing task must be NotFound, got {result:?}"
         );
         let result = repo.move_task(task.id, full.id + 1000).await;
         assert!(
             matches!(result, Err(RepoError::NotFound { .. })),
-            "missing list: {result:?}"
+            "requirement 6: a move to a missing list must be NotFound, got {result:?}"
         );
 
-        assert_eq!(
-            repo.get_task(task.id).await.expect("get"),
-            task,
-            "the task did not move"
+        let stored = repo.get_task(task.id).await.expect("get");
+        assert!(
+            stored == task,
+            "requirement 6: after three failed moves the task is {stored:?}; wanted it unchanged {task:?}"
         );
         let in_full = repo.list_tasks(full.id, None, 10).await.expect("list");
-        assert_eq!(in_full.tasks.len(), 1);
+        assert!(
+            in_full.tasks.len() == 1,
+            "requirement 6: the full list holds {} tasks after a refused move; wanted 1",
+            in_full.tasks.len()
+        );
     })
     .await
 }
@@ -522,16 +611,15 @@ async fn concurrent_moves_never_overfill_a_list() {
                 Err(e) => panic!("a move failed with {e:?}; only ListFull is expected"),
             }
         }
-        assert_eq!(moved, capacity, "exactly `capacity` moves succeed");
-        assert_eq!(refused, movers as i32 - capacity);
-        assert_eq!(
-            count_in(&db, to.id).await,
-            i64::from(capacity),
-            "the target holds capacity"
+        assert!(
+            moved == capacity && refused == movers as i32 - capacity,
+            "requirement 6: {movers} racing moves into a list of capacity {capacity}: {moved} moved, {refused} refused; wanted {capacity} moved"
         );
-        assert_eq!(
-            count_in(&db, from.id).await,
-            movers as i64 - i64::from(capacity)
+        let (in_to, in_from) = (count_in(&db, to.id).await, count_in(&db, from.id).await);
+        assert!(
+            in_to == i64::from(capacity) && in_from == movers as i64 - i64::from(capacity),
+            "requirement 6: the target holds {in_to} tasks and the source {in_from}; wanted {capacity} and {}",
+            movers as i32 - capacity
         );
     })
     .await
@@ -560,17 +648,138 @@ async fn concurrent_creates_never_overfill_a_list() {
         let mut titles = HashSet::new();
         for handle in handles {
             match handle.await.expect("writer panicked") {
-                Ok(task) => assert!(titles.insert(task.title)),
+                Ok(task) => assert!(
+                    titles.insert(task.title.clone()),
+                    "requirement 6: title {:?} was created twice",
+                    task.title
+                ),
                 Err(RepoError::ListFull { .. }) => {}
                 Err(e) => panic!("a create failed with {e:?}; only ListFull is expected"),
             }
         }
-        assert_eq!(
-            titles.len(),
-            capacity as usize,
-            "exactly `capacity` creates succeed"
+        assert!(
+            titles.len() == capacity as usize,
+            "requirement 6: {writers} racing creates into a list of capacity {capacity}: {} succeeded; wanted {capacity}",
+            titles.len()
         );
-        assert_eq!(count_in(&db, list.id).await, i64::from(capacity));
+        let stored = count_in(&db, list.id).await;
+        assert!(
+            stored == i64::from(capacity),
+            "requirement 6: the list holds {stored} tasks; wanted its capacity {capacity}"
+        );
+    })
+    .await
+}
+
+/// How many backends of the test database wait on a lock right now, as PostgreSQL sees them.
+async fn lock_waiters(db: &TestDb) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// The race of the concurrent tests, made deterministic: the test itself holds the list's row
+/// lock while `create_task` runs, so the writer must queue behind it, and must see the row the
+/// test commits before it counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_waits_for_the_list_lock_then_counts_committed_rows() {
+    within(async {
+        let (db, repo) = setup(4).await;
+        let capacity = rand::rng().random_range(2..6);
+        let list = repo
+            .create_list("small", capacity)
+            .await
+            .expect("create_list");
+        for i in 0..capacity - 1 {
+            repo.create_task(list.id, &format!("t{i}"))
+                .await
+                .expect("room left");
+        }
+        // Another writer locks the list and is about to take its last place.
+        let mut other = db.pool.begin().await.expect("BEGIN");
+        sqlx::query("SELECT id FROM lists WHERE id = $1 FOR UPDATE")
+            .bind(list.id)
+            .execute(&mut *other)
+            .await
+            .expect("SELECT ... FOR UPDATE");
+        let racer = tokio::spawn({
+            let repo = repo.clone();
+            async move { repo.create_task(list.id, "racer").await }
+        });
+        let mut waited = false;
+        for _ in 0..500 {
+            if racer.is_finished() {
+                break;
+            }
+            if lock_waiters(&db).await > 0 {
+                waited = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if !waited {
+            let finished = racer.is_finished();
+            racer.abort();
+            panic!(
+                "requirement 6: while another transaction held the list's row lock, create_task {}; wanted it to wait on the lock (SELECT capacity ... FOR UPDATE in its transaction)",
+                if finished { "finished without waiting" } else { "neither finished nor waited on a lock for 5 s" }
+            );
+        }
+        sqlx::query("INSERT INTO tasks (list_id, title) VALUES ($1, 'last place')")
+            .bind(list.id)
+            .execute(&mut *other)
+            .await
+            .expect("INSERT");
+        other.commit().await.expect("COMMIT");
+        let result = racer.await.expect("create_task panicked");
+        let stored = count_in(&db, list.id).await;
+        assert!(
+            matches!(result, Err(RepoError::ListFull { .. })) && stored == i64::from(capacity),
+            "requirement 6: create_task waited for the lock while another writer took the last place, then answered {result:?} and the list holds {stored} tasks (capacity {capacity}); wanted ListFull: count after the lock is granted, in READ COMMITTED, so the count sees the committed row"
+        );
+    })
+    .await
+}
+
+/// Text and values travel apart: a title full of SQL is stored as a string.
+#[tokio::test]
+async fn titles_travel_as_bind_parameters() {
+    within(async {
+        let (_db, repo) = setup(2).await;
+        let list = repo
+            .create_list(&random_name("O'Brien's list"), 10)
+            .await
+            .expect("create_list with a quote in the name");
+        let title = format!(
+            "it's {}'); DROP TABLE tasks; --",
+            rand::rng().random_range(0..1000)
+        );
+        let created = repo.create_task(list.id, &title).await;
+        let Ok(task) = created else {
+            panic!(
+                "requirement 2: create_task with the title {title:?} answered {created:?}; wanted the row stored as is (bind the title with $2, never format it into the SQL)"
+            );
+        };
+        let stored = repo.get_task(task.id).await.expect("get_task");
+        assert!(
+            stored.title == title,
+            "requirement 2: the stored title is {:?}; wanted {title:?}",
+            stored.title
+        );
+        let renamed = format!("{title} ' OR '1'='1");
+        let update = TaskUpdate {
+            title: Some(renamed.clone()),
+            done: None,
+        };
+        let updated = repo.update_task(task.id, update).await;
+        assert!(
+            matches!(&updated, Ok(t) if t.title == renamed),
+            "requirement 5: renaming to {renamed:?} answered {updated:?}; wanted the row with that title"
+        );
     })
     .await
 }

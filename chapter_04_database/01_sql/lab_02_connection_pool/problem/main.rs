@@ -1,3 +1,62 @@
+//! ## Goal
+//! Build `Pool<M: Manager>`, a generic async connection pool, then plug PostgreSQL into it. Opening
+//! a PostgreSQL connection costs a TCP handshake, a new server process and an authentication
+//! exchange: milliseconds, against tens of microseconds for a short query on a connection that is
+//! already open. A pool keeps connections open and lends them out. Yours has the parts of every
+//! real pool (sqlx's `PgPool`, deadpool, bb8): a size limit, a bounded wait that fails with a clear
+//! error, a guard that returns the connection when dropped, a health check on checkout, an idle
+//! timeout, and first-come-first-served waiters. The benchmark then measures what it buys.
+//!
+//! ## Requirements
+//! 1. `Pool::new` refuses `max_size` 0 (`PoolError::ZeroSize`) and opens nothing until asked.
+//! 2. Connections open on demand and are reused: sequential `get`s share one connection.
+//! 3. At most `max_size` connections exist. When all are lent out, `get` waits up to
+//!    `wait_timeout`, asleep (no polling), then fails with `PoolError::Timeout`, whose message says
+//!    it timed out and names the pool size. `state().waiting` counts the callers waiting now: one
+//!    that timed out or whose `get` future was dropped is no longer counted.
+//! 4. Dropping the `PooledConnection` guard returns the connection and wakes a waiter, who gets
+//!    that connection (not a new one): the connection is back in the pool before the waiter wakes.
+//! 5. Waiters are served in arrival order (FIFO).
+//! 6. An idle connection is health-checked (`Manager::check`) before it is lent; a broken one is
+//!    closed (`Manager::close`) and replaced. One check per checkout.
+//! 7. A failed connect is `PoolError::Connect` with the cause, and does not keep a place in the
+//!    pool; neither does a `get` dropped while its connect is in flight.
+//! 8. Connections idle for `idle_timeout` are closed by a background task, which ends when the
+//!    pool is dropped.
+//! 9. `close()` closes idle connections at once and lent ones when they come back; waiting and
+//!    later `get`s fail with `PoolError::Closed`.
+//! 10. `PgManager` makes it work with real `PgConnection`s: reused server processes, at most
+//!     `max_size` of them in `pg_stat_activity`, and a connection killed by the server replaced.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 4.2    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `Pool::new` refuses `max_size` 0 (`PoolError::ZeroSize`) and opens nothing
+//!   until asked
+//! - [ ] Requirement 2: Connections open on demand and are reused: sequential `get`s share one
+//!   connection
+//! - [ ] Requirement 3: At most `max_size` connections exist
+//! - [ ] Requirement 4: Dropping the `PooledConnection` guard returns the connection and wakes a
+//!   waiter, who gets that connection (not a new one): the connection is back in the pool before
+//!   the waiter wakes
+//! - [ ] Requirement 5: Waiters are served in arrival order (FIFO)
+//! - [ ] Requirement 6: An idle connection is health-checked (`Manager::check`) before it is lent;
+//!   a broken one is closed (`Manager::close`) and replaced
+//! - [ ] Requirement 7: A failed connect is `PoolError::Connect` with the cause, and does not keep
+//!   a place in the pool; neither does a `get` dropped while its connect is in flight
+//! - [ ] Requirement 8: Connections idle for `idle_timeout` are closed by a background task, which
+//!   ends when the pool is dropped
+//! - [ ] Requirement 9: `close()` closes idle connections at once and lent ones when they come
+//!   back; waiting and later `get`s fail with `PoolError::Closed`
+//! - [ ] Requirement 10: `PgManager` makes it work with real `PgConnection`s: reused server
+//!   processes, at most `max_size` of them in `pg_stat_activity`, and a connection killed by the
+//!   server replaced
+//!
+//! ## Notes
+//!
 //! Connection Pool: a generic async pool, built by hand.
 //!
 //! Build `Pool<M: Manager>`: it lends connections made by a `Manager`, at most `max_size` at

@@ -1,3 +1,62 @@
+//! ## Goal
+//! Build `Store`, a thin layer over the `redis` crate on tokio that uses each Redis data type for
+//! the job it does best: strings with a TTL, atomic counters and a rate-limit window, a hash per
+//! object, a list as a job queue with a blocking pop, a sorted set as a leaderboard. Then the
+//! tools that make Redis fast and safe to share: a pipeline (many commands, one round trip),
+//! `MULTI`/`EXEC` (commands no other client can split), and `SCAN` (walking the keyspace without
+//! freezing the server the way `KEYS` does). Every key lives under the store's prefix, so the
+//! grader's tests, like tenants of one Redis, never see each other's keys.
+//!
+//! ## Requirements
+//! 1. `Store::connect(url, prefix)` opens a multiplexed connection with explicit timeouts; an
+//!    unreachable server is `StoreError::Redis`, quickly. Every key is `prefix + name`.
+//! 2. `set_with_ttl` stores a value and its expiry (milliseconds) in one command; `get` and `ttl`
+//!    read them back (`None` for a missing key, and `ttl` is `None` for a key without expiry);
+//!    expired values are gone.
+//! 3. `incr` is atomic under concurrency (500 increments from 20 tasks, each returning its own
+//!    value). `hit(name, window)` counts hits in a fixed window that the first hit opens and later
+//!    hits do not extend; the next window starts again from 1.
+//! 4. A `User` is one hash at `user:<id>` with fields `name`, `email`, `visits`; `load_user` of a
+//!    hash that is not a valid user is `StoreError::Corrupt`, never a panic; `add_visit` changes
+//!    one field.
+//! 5. `push_job`/`pop_job` make a FIFO queue. `pop_job` waits up to its timeout (returning `None`
+//!    then) and receives a job pushed while it waits, and while it waits the store's other
+//!    commands keep working. A pop whose future is dropped leaves no client parked in the server.
+//! 6. `add_score`, `top` and `rank` make a leaderboard, best first.
+//! 7. `set_many` sets many keys with a TTL in one pipeline; `get_many` reads them in one command;
+//!    `transfer` moves points between two players inside `MULTI`/`EXEC` and returns both new
+//!    scores, which always sum to the total even with many clients transferring at once.
+//! 8. `keys(pattern)` lists this store's keys with `SCAN`, never `KEYS` (more keys than one `SCAN`
+//!    call returns), without the prefix, sorted, each once; `clear()` deletes this store's keys
+//!    and no other.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 4.3    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `Store::connect(url, prefix)` opens a multiplexed connection with explicit
+//!   timeouts; an unreachable server is `StoreError::Redis`, quickly
+//! - [ ] Requirement 2: `set_with_ttl` stores a value and its expiry (milliseconds) in one command;
+//!   `get` and `ttl` read them back (`None` for a missing key, and `ttl` is `None` for a key
+//!   without expiry); expired values are gone
+//! - [ ] Requirement 3: `incr` is atomic under concurrency (500 increments from 20 tasks, each
+//!   returning its own value)
+//! - [ ] Requirement 4: A `User` is one hash at `user:<id>` with fields `name`, `email`, `visits`;
+//!   `load_user` of a hash that is not a valid user is `StoreError::Corrupt`, never a panic;
+//!   `add_visit` changes one field
+//! - [ ] Requirement 5: `push_job`/`pop_job` make a FIFO queue
+//! - [ ] Requirement 6: `add_score`, `top` and `rank` make a leaderboard, best first
+//! - [ ] Requirement 7: `set_many` sets many keys with a TTL in one pipeline; `get_many` reads them
+//!   in one command; `transfer` moves points between two players inside `MULTI`/`EXEC` and returns
+//!   both new scores, which always sum to the total even with many clients transferring at once
+//! - [ ] Requirement 8: `keys(pattern)` lists this store's keys with `SCAN`, never `KEYS` (more
+//!   keys than one `SCAN` call returns), without the prefix, sorted, each once; `clear()` deletes
+//!   this store's keys and no other
+//!
+//! ## Notes
+//!
 //! Redis Basics: the five data types a backend uses every day, through the `redis` crate on
 //! tokio.
 //!

@@ -33,7 +33,7 @@ async fn blocking_pop_does_not_hold_up_other_commands() {
         let consumer = store.clone();
         let pop =
             tokio::spawn(async move { consumer.pop_job("jobs", Duration::from_secs(6)).await });
-        eventually("the pop is parked in BRPOP", || async {
+        eventually("requirement 5: the pop is parked in BRPOP", || async {
             blocked_brpops(&prefix) > before
         })
         .await;
@@ -44,15 +44,18 @@ async fn blocking_pop_does_not_hold_up_other_commands() {
             store
                 .incr("counter", 1)
                 .await
-                .expect("incr while a pop waits");
+                .expect("requirement 5: incr while a pop waits (BRPOP on its own connection)");
             assert!(
                 !pop.is_finished(),
-                "the pop ended early (after {i} commands)"
+                "requirement 5: the pop ended after {i} other commands, before any job came; wanted it still waiting"
             );
         }
         store.push_job("jobs", "wake up").await.expect("push");
         let popped = pop.await.expect("pop panicked").expect("pop");
-        assert_eq!(popped.as_deref(), Some("wake up"));
+        assert!(
+            popped.as_deref() == Some("wake up"),
+            "requirement 5: the waiting pop gave {popped:?}; wanted \"wake up\""
+        );
     })
     .await
 }

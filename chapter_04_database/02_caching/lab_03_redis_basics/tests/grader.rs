@@ -32,12 +32,18 @@ async fn connecting_to_a_closed_port_is_an_error() {
     within(async {
         let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
-        assert_eq!(store.key("user:7"), format!("{}user:7", prefix.prefix));
+        let key = store.key("user:7");
+        assert!(
+            key == format!("{}user:7", prefix.prefix),
+            "requirement 1: key(\"user:7\") is {key:?}; wanted {:?}",
+            format!("{}user:7", prefix.prefix)
+        );
         let closed = labkit::net::closed_port();
         let result = Store::connect(&format!("redis://{closed}"), "x:").await;
         assert!(
             matches!(result, Err(StoreError::Redis(_))),
-            "a closed port must be StoreError::Redis"
+            "requirement 1: connecting to a closed port answered {:?}; wanted StoreError::Redis",
+            result.as_ref().err()
         );
     })
     .await
@@ -54,35 +60,43 @@ async fn set_with_ttl_stores_a_value_that_expires() {
             .set_with_ttl("greeting", &value, Duration::from_secs(30))
             .await
             .expect("set");
-        assert_eq!(
-            store.get("greeting").await.expect("get"),
-            Some(value.clone())
+        let got = store.get("greeting").await.expect("get");
+        assert!(
+            got.as_ref() == Some(&value),
+            "requirement 2: get after set gave {got:?}; wanted {value:?}"
         );
 
         let raw: Option<String> = prefix.redis().get(prefix.key("greeting")).unwrap();
-        assert_eq!(raw, Some(value), "the value sits at <prefix>greeting");
+        assert!(
+            raw.as_ref() == Some(&value),
+            "requirement 2: Redis holds {raw:?} at <prefix>greeting; wanted {value:?}"
+        );
         let pttl: i64 = prefix.redis().pttl(prefix.key("greeting")).unwrap();
         assert!(
             (1..=30_000).contains(&pttl),
-            "the key expires within 30 s: PTTL {pttl}"
+            "requirement 2: PTTL of the key is {pttl}; wanted 1..=30000 ms (it expires within 30 s)"
         );
         let ttl = store.ttl("greeting").await.expect("ttl").expect("a TTL");
         assert!(
             ttl > Duration::ZERO && ttl <= Duration::from_secs(30),
-            "ttl {ttl:?}"
+            "requirement 2: ttl() is {ttl:?}; wanted between 0 and 30 s"
         );
 
-        assert_eq!(store.get("missing").await.expect("get"), None);
-        assert_eq!(
-            store.ttl("missing").await.expect("ttl"),
-            None,
-            "missing key: no TTL"
+        let missing = store.get("missing").await.expect("get");
+        assert!(
+            missing.is_none(),
+            "requirement 2: get of a missing key gave {missing:?}; wanted None"
+        );
+        let ttl = store.ttl("missing").await.expect("ttl");
+        assert!(
+            ttl.is_none(),
+            "requirement 2: ttl of a missing key is {ttl:?}; wanted None"
         );
         let _: () = prefix.redis().set(prefix.key("forever"), "1").unwrap();
-        assert_eq!(
-            store.ttl("forever").await.expect("ttl"),
-            None,
-            "no expiry: no TTL"
+        let ttl = store.ttl("forever").await.expect("ttl");
+        assert!(
+            ttl.is_none(),
+            "requirement 2: ttl of a key without expiry is {ttl:?}; wanted None"
         );
     })
     .await
@@ -101,9 +115,9 @@ async fn expired_values_are_gone() {
         // -2: already expired (a slow machine); -1 would mean no TTL at all.
         assert!(
             pttl == -2 || (1..=300).contains(&pttl),
-            "PTTL {pttl}: the TTL is 300 ms (set it in milliseconds: PX)"
+            "requirement 2: PTTL after a 300 ms set_with_ttl is {pttl}; wanted 1..=300 (set it in milliseconds: PX)"
         );
-        eventually("the value expired", || async {
+        eventually("requirement 2: the value expired", || async {
             store.get("short").await.expect("get").is_none()
         })
         .await;
@@ -118,7 +132,11 @@ async fn incr_counts_atomically_under_concurrency() {
         let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let start = rand::rng().random_range(0..1000);
-        assert_eq!(store.incr("counter", start).await.expect("incr"), start);
+        let first = store.incr("counter", start).await.expect("incr");
+        assert!(
+            first == start,
+            "requirement 3: incr by {start} of a missing counter gave {first}; wanted {start}"
+        );
         let tasks: Vec<_> = (0..20)
             .map(|_| {
                 let store = store.clone();
@@ -134,13 +152,26 @@ async fn incr_counts_atomically_under_concurrency() {
         let mut seen = HashSet::new();
         for task in tasks {
             for value in task.await.expect("task panicked") {
-                assert!(seen.insert(value), "two increments both returned {value}");
+                assert!(
+                    seen.insert(value),
+                    "requirement 3: two increments both returned {value}; wanted each its own value"
+                );
             }
         }
         let expected: HashSet<i64> = (start + 1..=start + 500).collect();
-        assert_eq!(seen, expected, "every increment returns its own new value");
+        assert!(
+            seen == expected,
+            "requirement 3: 500 concurrent increments returned {} distinct values; wanted {}..={}",
+            seen.len(),
+            start + 1,
+            start + 500
+        );
         let raw: i64 = prefix.redis().get(prefix.key("counter")).unwrap();
-        assert_eq!(raw, start + 500);
+        assert!(
+            raw == start + 500,
+            "requirement 3: the counter holds {raw} after 500 increments from {start}; wanted {}",
+            start + 500
+        );
     })
     .await
 }
@@ -151,21 +182,29 @@ async fn hit_counts_in_a_fixed_window() {
         let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let window = Duration::from_secs(10);
-        assert_eq!(store.hit("api", window).await.expect("hit"), 1);
+        let count = store.hit("api", window).await.expect("hit");
+        assert!(
+            count == 1,
+            "requirement 3: the first hit counted {count}; wanted 1"
+        );
         let first: i64 = prefix.redis().pttl(prefix.key("api")).unwrap();
         assert!(
             (1..=10_000).contains(&first),
-            "the first hit opens a 10 s window: PTTL {first}"
+            "requirement 3: after the first hit PTTL is {first}; wanted 1..=10000 (the first hit opens a 10 s window)"
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
         let n = rand::rng().random_range(3..10);
         for expected in 2..=n {
-            assert_eq!(store.hit("api", window).await.expect("hit"), expected);
+            let count = store.hit("api", window).await.expect("hit");
+            assert!(
+                count == expected,
+                "requirement 3: hit number {expected} counted {count}"
+            );
         }
         let later: i64 = prefix.redis().pttl(prefix.key("api")).unwrap();
         assert!(
             later > 0 && later <= first - 100,
-            "later hits must not push the window's end back: PTTL {first} then {later}"
+            "requirement 3: PTTL was {first} after the first hit and {later} after later hits; wanted it lower by the time that passed (later hits must not push the window's end back)"
         );
     })
     .await
@@ -177,9 +216,14 @@ async fn a_new_window_starts_from_one() {
         let prefix = Prefix::new("ch4test");
         let store = store(&prefix).await;
         let window = Duration::from_secs(1);
-        assert_eq!(store.hit("login", window).await.expect("hit"), 1);
-        assert_eq!(store.hit("login", window).await.expect("hit"), 2);
-        eventually("the window expired", || async {
+        for expected in [1, 2] {
+            let count = store.hit("login", window).await.expect("hit");
+            assert!(
+                count == expected,
+                "requirement 3: hit number {expected} counted {count}"
+            );
+        }
+        eventually("requirement 3: the window expired", || async {
             prefix
                 .redis()
                 .exists::<_, bool>(prefix.key("login"))
@@ -187,10 +231,10 @@ async fn a_new_window_starts_from_one() {
                 .unwrap_or(false)
         })
         .await;
-        assert_eq!(
-            store.hit("login", window).await.expect("hit"),
-            1,
-            "a fresh window"
+        let count = store.hit("login", window).await.expect("hit");
+        assert!(
+            count == 1,
+            "requirement 3: the first hit of a new window counted {count}; wanted 1"
         );
     })
     .await
@@ -213,19 +257,32 @@ async fn saves_and_loads_a_user_as_a_hash() {
         let store = store(&prefix).await;
         let user = random_user();
         store.save_user(&user).await.expect("save_user");
-        assert_eq!(
-            store.load_user(user.id).await.expect("load_user"),
-            Some(user.clone())
+        let loaded = store.load_user(user.id).await.expect("load_user");
+        assert!(
+            loaded.as_ref() == Some(&user),
+            "requirement 4: load_user gave {loaded:?}; wanted the saved {user:?}"
         );
 
         let key = prefix.key(&format!("user:{}", user.id));
         let mut redis = prefix.redis();
         let kind: String = redis::cmd("TYPE").arg(&key).query(&mut redis).unwrap();
-        assert_eq!(kind, "hash", "a user is one hash at <prefix>user:<id>");
+        assert!(
+            kind == "hash",
+            "requirement 4: <prefix>user:<id> is a {kind}; wanted one hash"
+        );
         let name: String = redis.hget(&key, "name").unwrap();
         let visits: i64 = redis.hget(&key, "visits").unwrap();
-        assert_eq!((name, visits), (user.name, user.visits));
-        assert_eq!(store.load_user(user.id + 1).await.expect("load_user"), None);
+        assert!(
+            (&name, visits) == (&user.name, user.visits),
+            "requirement 4: the hash holds name {name:?} visits {visits}; wanted {:?} and {}",
+            user.name,
+            user.visits
+        );
+        let missing = store.load_user(user.id + 1).await.expect("load_user");
+        assert!(
+            missing.is_none(),
+            "requirement 4: load_user of a missing user gave {missing:?}; wanted None"
+        );
     })
     .await
 }
@@ -239,8 +296,10 @@ async fn add_visit_increments_one_field() {
         store.save_user(&user).await.expect("save_user");
         let k = rand::rng().random_range(1..10);
         for i in 1..=k {
-            assert_eq!(
-                store.add_visit(user.id).await.expect("add_visit"),
+            let visits = store.add_visit(user.id).await.expect("add_visit");
+            assert!(
+                visits == user.visits + i,
+                "requirement 4: add_visit number {i} returned {visits}; wanted {}",
                 user.visits + i
             );
         }
@@ -249,12 +308,13 @@ async fn add_visit_increments_one_field() {
             .await
             .expect("load")
             .expect("the user");
-        assert_eq!(
-            loaded,
-            User {
-                visits: user.visits + k,
-                ..user
-            }
+        let wanted = User {
+            visits: user.visits + k,
+            ..user
+        };
+        assert!(
+            loaded == wanted,
+            "requirement 4: after {k} visits the user is {loaded:?}; wanted {wanted:?}"
         );
     })
     .await
@@ -283,7 +343,7 @@ async fn a_corrupt_user_hash_is_an_error_not_a_panic() {
             let result = store.load_user(id).await;
             assert!(
                 matches!(result, Err(StoreError::Corrupt { .. })),
-                "user {id} is not a valid user hash: expected Corrupt, got {result:?}"
+                "requirement 4: user {id} is not a valid user hash: load_user gave {result:?}; wanted StoreError::Corrupt"
             );
         }
     })
@@ -300,10 +360,11 @@ async fn jobs_come_out_in_fifo_order() {
             .map(|_| random_word())
             .collect();
         for (i, job) in jobs.iter().enumerate() {
-            assert_eq!(
-                store.push_job("jobs", job).await.expect("push"),
-                i + 1,
-                "queue length"
+            let len = store.push_job("jobs", job).await.expect("push");
+            assert!(
+                len == i + 1,
+                "requirement 5: push number {} returned queue length {len}",
+                i + 1
             );
         }
         for job in &jobs {
@@ -311,10 +372,16 @@ async fn jobs_come_out_in_fifo_order() {
                 .pop_job("jobs", Duration::from_secs(2))
                 .await
                 .expect("pop");
-            assert_eq!(popped.as_ref(), Some(job), "first in, first out");
+            assert!(
+                popped.as_ref() == Some(job),
+                "requirement 5: pop gave {popped:?}; wanted {job:?} (first in, first out)"
+            );
         }
         let len: usize = prefix.redis().llen(prefix.key("jobs")).unwrap();
-        assert_eq!(len, 0);
+        assert!(
+            len == 0,
+            "requirement 5: {len} jobs left after popping all; wanted 0"
+        );
     })
     .await
 }
@@ -329,10 +396,13 @@ async fn pop_on_an_empty_queue_returns_none_after_the_timeout() {
             .pop_job("empty", Duration::from_secs(1))
             .await
             .expect("pop");
-        assert_eq!(popped, None);
+        assert!(
+            popped.is_none(),
+            "requirement 5: pop on an empty queue gave {popped:?}; wanted None"
+        );
         assert!(
             start.elapsed() >= Duration::from_millis(900),
-            "BRPOP with a 1 s timeout waits about 1 s, not {:?}",
+            "requirement 5: BRPOP with a 1 s timeout waits about 1 s, not {:?}",
             start.elapsed()
         );
     })
@@ -353,7 +423,10 @@ async fn pop_waits_for_a_job_pushed_later() {
         let job = random_word();
         producer.push_job("jobs", &job).await.expect("push");
         let popped = pop.await.expect("pop panicked").expect("pop");
-        assert_eq!(popped, Some(job));
+        assert!(
+            popped.as_ref() == Some(&job),
+            "requirement 5: the waiting pop gave {popped:?}; wanted the job pushed meanwhile, {job:?}"
+        );
     })
     .await
 }
@@ -381,24 +454,34 @@ async fn leaderboard_ranks_players_by_score() {
                     .await
                     .expect("add");
             }
-            assert_eq!(
-                score,
-                parts.iter().sum::<i32>() as f64,
-                "add_score returns the total"
+            let total = parts.iter().sum::<i32>() as f64;
+            assert!(
+                score == total,
+                "requirement 6: add_score returned {score}; wanted the total {total}"
             );
             totals.push((player, score));
         }
         totals.sort_by(|a, b| b.1.total_cmp(&a.1));
-        assert_eq!(
-            store.top("board", 3).await.expect("top"),
-            totals[..3].to_vec()
-        );
-        assert_eq!(store.top("board", 100).await.expect("top"), totals);
-        assert_eq!(store.top("board", 0).await.expect("top"), Vec::new());
-        for (rank, (player, _)) in totals.iter().enumerate() {
-            assert_eq!(store.rank("board", player).await.expect("rank"), Some(rank));
+        for n in [3, 100, 0] {
+            let top = store.top("board", n).await.expect("top");
+            let wanted = &totals[..n.min(totals.len())];
+            assert!(
+                top == wanted,
+                "requirement 6: top({n}) is {top:?}; wanted {wanted:?}, best first"
+            );
         }
-        assert_eq!(store.rank("board", "nobody").await.expect("rank"), None);
+        for (rank, (player, _)) in totals.iter().enumerate() {
+            let got = store.rank("board", player).await.expect("rank");
+            assert!(
+                got == Some(rank),
+                "requirement 6: rank of {player} is {got:?}; wanted Some({rank})"
+            );
+        }
+        let nobody = store.rank("board", "nobody").await.expect("rank");
+        assert!(
+            nobody.is_none(),
+            "requirement 6: rank of a missing player is {nobody:?}; wanted None"
+        );
     })
     .await
 }
@@ -422,9 +505,12 @@ async fn set_many_and_get_many_round_trip() {
         let mut expected: Vec<Option<String>> =
             items.iter().map(|(_, value)| Some(value.clone())).collect();
         expected.push(None);
-        assert_eq!(
-            values, expected,
-            "values in the order of the names, None when missing"
+        let first_difference = values.iter().zip(&expected).position(|(a, b)| a != b);
+        assert!(
+            values == expected,
+            "requirement 7: get_many of {} names gave {} values, first difference at {first_difference:?}; wanted the values in the order of the names, None when missing",
+            names.len(),
+            values.len()
         );
         let pttl: i64 = prefix
             .redis()
@@ -432,11 +518,12 @@ async fn set_many_and_get_many_round_trip() {
             .unwrap();
         assert!(
             (1..=60_000).contains(&pttl),
-            "every key gets the TTL: PTTL {pttl}"
+            "requirement 7: the last key of set_many has PTTL {pttl}; wanted 1..=60000 (every key gets the TTL)"
         );
-        assert_eq!(
-            store.get_many(&[]).await.expect("get_many of nothing"),
-            Vec::new()
+        let none = store.get_many(&[]).await.expect("get_many of nothing");
+        assert!(
+            none.is_empty(),
+            "requirement 7: get_many of no names gave {none:?}; wanted an empty list"
         );
     })
     .await
@@ -453,7 +540,10 @@ async fn transfer_moves_points_inside_multi_exec() {
             .transfer("board", "a", "b", 250.0)
             .await
             .expect("transfer");
-        assert_eq!((a, b), (750.0, 1250.0), "transfer returns both new scores");
+        assert!(
+            (a, b) == (750.0, 1250.0),
+            "requirement 7: transfer of 250 from 1000 to 1000 returned ({a}, {b}); wanted (750, 1250)"
+        );
 
         // Many clients transfer at once; the pair each EXEC returns always sums to 2000.
         let tasks: Vec<_> = (0..8)
@@ -472,7 +562,11 @@ async fn transfer_moves_points_inside_multi_exec() {
                             .transfer("board", from, to, 7.0)
                             .await
                             .expect("transfer");
-                        assert_eq!(x + y, 2000.0, "a transfer saw a half-done transfer");
+                        assert!(
+                            x + y == 2000.0,
+                            "requirement 7: a transfer returned {x} + {y} = {}; wanted 2000 (it saw a half-done transfer)",
+                            x + y
+                        );
                     }
                 })
             })
@@ -481,12 +575,31 @@ async fn transfer_moves_points_inside_multi_exec() {
             task.await.expect("transfer task failed");
         }
         let top = store.top("board", 2).await.expect("top");
-        assert_eq!(top.iter().map(|(_, s)| s).sum::<f64>(), 2000.0, "{top:?}");
+        let sum = top.iter().map(|(_, s)| s).sum::<f64>();
+        assert!(
+            sum == 2000.0,
+            "requirement 7: after the transfers the scores are {top:?}, sum {sum}; wanted 2000"
+        );
     })
     .await
 }
 
 // Requirement 8: SCAN, not KEYS.
+
+/// How many times the server ran `command` since it started (`INFO commandstats`).
+fn command_calls(prefix: &Prefix, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut prefix.redis())
+        .expect("INFO commandstats");
+    let field = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&field))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn keys_walks_the_keyspace_with_scan() {
     within(async {
@@ -505,15 +618,29 @@ async fn keys_walks_the_keyspace_with_scan() {
 
         let mut expected: Vec<String> = (0..n).map(|i| format!("item:{i}")).collect();
         expected.sort();
+        let (keys_before, scans_before) = (command_calls(&prefix, "keys"), command_calls(&prefix, "scan"));
         let found = store.keys("item:*").await.expect("keys");
-        assert_eq!(found.len(), n, "all {n} keys, over several SCAN calls");
-        assert_eq!(
-            found, expected,
-            "names without the prefix, sorted, each once"
+        let keys_calls = command_calls(&prefix, "keys") - keys_before;
+        let scan_calls = command_calls(&prefix, "scan") - scans_before;
+        assert!(
+            keys_calls == 0 && scan_calls >= 2,
+            "requirement 8: keys() made the server run KEYS {keys_calls} times and SCAN {scan_calls} times; wanted no KEYS (it blocks the server for the whole keyspace) and a SCAN loop"
         );
-        assert_eq!(
-            store.keys("nothing:*").await.expect("keys"),
-            Vec::<String>::new()
+        assert!(
+            found.len() == n,
+            "requirement 8: keys(\"item:*\") found {} keys; wanted all {n}, over several SCAN calls",
+            found.len()
+        );
+        let first_difference = found.iter().zip(&expected).position(|(a, b)| a != b);
+        assert!(
+            found == expected,
+            "requirement 8: keys differ from the names written at index {first_difference:?} ({:?}); wanted names without the prefix, sorted, each once",
+            first_difference.map(|i| &found[i])
+        );
+        let nothing = store.keys("nothing:*").await.expect("keys");
+        assert!(
+            nothing.is_empty(),
+            "requirement 8: keys(\"nothing:*\") gave {nothing:?}; wanted none"
         );
     })
     .await
@@ -535,13 +662,16 @@ async fn clear_deletes_only_this_prefix() {
             .set_with_ttl("k0", "v", Duration::from_secs(60))
             .await
             .expect("set");
-        assert_eq!(
-            store.clear().await.expect("clear"),
-            n,
-            "clear returns how many it deleted"
+        let deleted = store.clear().await.expect("clear");
+        assert!(
+            deleted == n,
+            "requirement 8: clear returned {deleted}; wanted the {n} keys it deleted"
         );
-        assert_eq!(mine.count_keys(), 0);
-        assert_eq!(theirs.count_keys(), 1, "another prefix is untouched");
+        let (left, other_left) = (mine.count_keys(), theirs.count_keys());
+        assert!(
+            left == 0 && other_left == 1,
+            "requirement 8: after clear, {left} keys are left under the store's prefix and {other_left} under another; wanted 0 and 1 (another prefix is untouched)"
+        );
     })
     .await
 }

@@ -1,3 +1,51 @@
+//! ## Goal
+//! Put Redis in front of PostgreSQL the way production services do, and prove each property with
+//! a count of database queries. `ProductRepo` (given) is the source of truth and counts its
+//! queries; you build `ProductService`: cache-aside reads with a jittered TTL, invalidation on
+//! every write, negative caching of "not found", single-flight loading so that a stampede of 100
+//! concurrent misses costs one query, and a degraded mode in which a dead or silent Redis makes
+//! the service slower, never broken.
+//!
+//! ## Requirements
+//! 1. A read looks in Redis first. A miss reads PostgreSQL once and fills `<prefix>product:<id>`
+//!    with the product as JSON (`serde_json` of `Product`); later reads are answered from Redis
+//!    without a query, and return what Redis holds.
+//! 2. A filled entry lives `ttl` plus a random jitter in `0..=ttl_jitter`, so entries filled
+//!    together do not expire together.
+//! 3. `update` and `delete` write PostgreSQL first, then delete the key; the next read reloads.
+//! 4. A missing product is cached as JSON `null` for `negative_ttl` (a second read makes no
+//!    query; after expiry the database is asked again). `create` deletes the new product's key,
+//!    so an earlier "not found" for that id cannot hide it.
+//! 5. Concurrent misses of one key share one load: 100 simultaneous reads of a cold key, present
+//!    or missing, make exactly one query.
+//! 6. Redis never breaks a call: an entry that is not valid JSON is a miss and gets overwritten; a
+//!    Redis that refuses connections or never answers costs at most about `redis_timeout` per
+//!    call, the answer comes from PostgreSQL, a warning is logged (`tracing::warn!`) and
+//!    `cache_errors()` counts it. `ProductService::new` does not connect, so the service starts
+//!    while Redis is down.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 4.4    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: A read looks in Redis first
+//! - [ ] Requirement 2: A filled entry lives `ttl` plus a random jitter in `0..=ttl_jitter`, so
+//!   entries filled together do not expire together
+//! - [ ] Requirement 3: `update` and `delete` write PostgreSQL first, then delete the key; the next
+//!   read reloads
+//! - [ ] Requirement 4: A missing product is cached as JSON `null` for `negative_ttl` (a second
+//!   read makes no query; after expiry the database is asked again)
+//! - [ ] Requirement 5: Concurrent misses of one key share one load: 100 simultaneous reads of a
+//!   cold key, present or missing, make exactly one query
+//! - [ ] Requirement 6: Redis never breaks a call: an entry that is not valid JSON is a miss and
+//!   gets overwritten; a Redis that refuses connections or never answers costs at most about
+//!   `redis_timeout` per call, the answer comes from PostgreSQL, a warning is logged
+//!   (`tracing::warn!`) and `cache_errors()` counts it
+//!
+//! ## Notes
+//!
 //! Cache Patterns: cache-aside with Redis in front of PostgreSQL.
 //!
 //! `ProductRepo` below is given and complete: the source of truth, one counted query per call

@@ -1,3 +1,68 @@
+//! ## Goal
+//! Build, with tokio's channels, the six shapes that concurrent backends are made of: a pool of
+//! workers fed by a bounded queue (fan-out), a merge of many streams into one (fan-in), a
+//! broadcast where a slow subscriber skips instead of slowing everyone down, request/response
+//! with a `oneshot` return address, a pipeline of stages that shuts down without losing an item,
+//! and `select!` between a message, a timer and a cancellation. Inside one process these are the
+//! same problems as between services (chapter 5's queues and brokers): who waits when the consumer
+//! is slow (back-pressure), who may miss a message, and how a stream ends without losing what is
+//! in flight.
+//!
+//! ## Requirements
+//! 1. `WorkerPool::new(workers, capacity, handler)` starts `workers` tasks sharing one queue;
+//!    every submitted job runs exactly once, and the workers run jobs at the same time (`workers`
+//!    jobs can meet at a barrier).
+//! 2. Back-pressure: the queue holds at most `capacity` jobs. When it is full `submit` waits and
+//!    `try_submit` returns `Err(PatternError::Full)`; a `submit` given up on while it waits leaves
+//!    no job behind; `queued()` tells how many jobs wait. However fast a producer submits, the
+//!    jobs accepted but not started never exceed `capacity` (plus one per worker in hand).
+//! 3. `shutdown` is graceful: it returns once every queued job has run and every worker stopped.
+//! 4. `merge(inputs, capacity)` forwards every item of every input exactly once, keeping each
+//!    input's order; a silent input never delays a busy one; the output ends when all inputs end.
+//! 5. `drain_broadcast(subscriber)` reads a broadcast channel to its end. A subscriber that falls
+//!    more than the capacity behind counts what it missed (`Lagged(n)`) and goes on from the oldest
+//!    value still kept; one that keeps up sees everything.
+//! 6. `call(server, query)` sends a query with a `oneshot` sender and returns the answer:
+//!    `Err(Closed)` if the server is gone, `Err(NoReply)` if it dropped the request unanswered.
+//!    `spawn_counter` is an actor (a task owning a map of counters) served through `call`.
+//! 7. `pipeline(input, stage1, stage2, capacity, shutdown)` runs each stage in its own task,
+//!    joined by bounded channels, and returns the outputs in input order. Its stages work at the
+//!    same time, a slow stage slows the ones before it (at most `capacity` items pile up between
+//!    two stages), and when `shutdown` is cancelled no new item is taken from `input` while every
+//!    item already taken comes out: nothing is lost.
+//! 8. `recv_with_timeout` waits for a message at most `timeout`, and stops at once on cancellation
+//!    (a cancelled token wins even over a waiting message, every time); `next_batch` gathers the
+//!    items that arrive within `linger` of the first one (one deadline, however many items keep
+//!    coming), at most `max_items`.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 5.1    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `WorkerPool::new(workers, capacity, handler)` starts `workers` tasks
+//!   sharing one queue; every submitted job runs exactly once, and the workers run jobs at the same
+//!   time (`workers` jobs can meet at a barrier)
+//! - [ ] Requirement 2: Back-pressure: the queue holds at most `capacity` jobs
+//! - [ ] Requirement 3: `shutdown` is graceful: it returns once every queued job has run and every
+//!   worker stopped
+//! - [ ] Requirement 4: `merge(inputs, capacity)` forwards every item of every input exactly once,
+//!   keeping each input's order; a silent input never delays a busy one; the output ends when all
+//!   inputs end
+//! - [ ] Requirement 5: `drain_broadcast(subscriber)` reads a broadcast channel to its end
+//! - [ ] Requirement 6: `call(server, query)` sends a query with a `oneshot` sender and returns the
+//!   answer: `Err(Closed)` if the server is gone, `Err(NoReply)` if it dropped the request
+//!   unanswered
+//! - [ ] Requirement 7: `pipeline(input, stage1, stage2, capacity, shutdown)` runs each stage in
+//!   its own task, joined by bounded channels, and returns the outputs in input order
+//! - [ ] Requirement 8: `recv_with_timeout` waits for a message at most `timeout`, and stops at
+//!   once on cancellation (a cancelled token wins even over a waiting message, every time);
+//!   `next_batch` gathers the items that arrive within `linger` of the first one (one deadline,
+//!   however many items keep coming), at most `max_items`
+//!
+//! ## Notes
+//!
 //! Channel patterns: the six shapes most concurrent tokio programs are built from.
 //!
 //! Build each pattern below with tokio's channels. Read README.md for the requirements;

@@ -55,10 +55,11 @@ async fn pool_runs_every_job_exactly_once() {
     within("shutdown", pool.shutdown()).await;
     let mut seen = seen.lock().unwrap().clone();
     seen.sort_unstable();
-    assert_eq!(
-        seen,
-        (0..jobs).collect::<Vec<_>>(),
-        "each job must run exactly once"
+    let dup = seen.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]);
+    assert!(
+        seen == (0..jobs).collect::<Vec<_>>(),
+        "requirement 1: {jobs} submitted jobs ran {} times (a job run twice: {dup:?}); wanted each exactly once",
+        seen.len()
     );
 }
 
@@ -81,10 +82,14 @@ async fn pool_workers_run_jobs_in_parallel() {
     }
     within("shutdown", pool.shutdown()).await;
     let met = met.lock().unwrap().clone();
-    assert_eq!(met.len(), workers, "every job ran");
+    assert!(
+        met.len() == workers,
+        "requirement 1: {} of {workers} jobs ran; wanted every job",
+        met.len()
+    );
     assert!(
         met.iter().all(|ok| *ok),
-        "{workers} jobs on {workers} workers must run at the same time: {met:?} \
+        "requirement 1: {workers} jobs on {workers} workers must run at the same time: {met:?} \
          (does a worker hold the queue's lock while it runs a job?)"
     );
 }
@@ -117,23 +122,27 @@ async fn submit_waits_while_the_queue_is_full() {
     }
     assert!(
         accepted >= capacity && accepted <= capacity + workers,
-        "with {workers} blocked workers and a queue of {capacity}, submit must start waiting \
+        "requirement 2: with {workers} blocked workers and a queue of {capacity}, submit must start waiting \
          after {capacity}..={} jobs; it accepted {accepted}",
         capacity + workers
     );
-    assert_eq!(
-        pool.queued(),
-        capacity,
-        "the full queue holds `capacity` jobs"
+    let queued = pool.queued();
+    assert!(
+        queued == capacity,
+        "requirement 2: queued() is {queued} on a full queue; wanted its capacity {capacity}"
     );
-    assert_eq!(
-        pool.try_submit(usize::MAX),
-        Err(PatternError::Full),
-        "try_submit on a full queue"
+    let tried = pool.try_submit(usize::MAX);
+    assert!(
+        tried == Err(PatternError::Full),
+        "requirement 2: try_submit on a full queue gave {tried:?}; wanted Err(Full)"
     );
     gate.add_permits(accepted + 100);
     within("shutdown", pool.shutdown()).await;
-    assert_eq!(*done.lock().unwrap(), accepted, "every accepted job ran");
+    let done = *done.lock().unwrap();
+    assert!(
+        done == accepted,
+        "requirement 3: {done} jobs ran of the {accepted} accepted; wanted every accepted job"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -157,20 +166,74 @@ async fn fast_producer_never_overfills_the_queue() {
         peak = peak.max(waiting);
         assert!(
             waiting <= capacity + workers,
-            "{waiting} jobs accepted but not started, with a bound of {capacity} \
+            "requirement 2: {waiting} jobs accepted but not started, with a bound of {capacity} \
              (+{workers} in the workers' hands): the queue must stay bounded"
         );
         assert!(
             pool.queued() <= capacity,
-            "queued() = {} > {capacity}",
+            "requirement 2: queued() is {}; wanted at most the capacity {capacity}",
             pool.queued()
         );
     }
     within("shutdown", pool.shutdown()).await;
-    assert_eq!(*started.lock().unwrap(), jobs, "every job ran");
+    let started = *started.lock().unwrap();
+    assert!(
+        started == jobs,
+        "requirement 3: {started} of {jobs} jobs ran by the end of shutdown; wanted every job"
+    );
     assert!(
         peak >= capacity,
-        "the producer should have filled the queue (peak {peak})"
+        "requirement 2: at most {peak} jobs waited at once; wanted the fast producer to fill the queue of {capacity}"
+    );
+}
+
+/// A `submit` given up on while it waits (a timeout around it, a dropped request) leaves no
+/// job behind: the job it carried never runs, and the queue is as it was.
+#[tokio::test(start_paused = true)]
+async fn a_submit_given_up_on_does_not_run_its_job() {
+    let workers = random(1..4) as usize;
+    let capacity = random(1..8) as usize;
+    let gate = Arc::new(Semaphore::new(0));
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let (g, r) = (gate.clone(), ran.clone());
+    let pool = WorkerPool::new(workers, capacity, move |job: usize| {
+        let (g, r) = (g.clone(), r.clone());
+        async move {
+            g.acquire().await.expect("gate").forget();
+            r.lock().unwrap().push(job);
+        }
+    });
+    // Fill the workers' hands and the queue.
+    let mut job = 0;
+    while tokio::time::timeout(ms(100), pool.submit(job))
+        .await
+        .is_ok()
+    {
+        job += 1;
+        assert!(
+            job <= capacity + workers,
+            "requirement 2: submit accepted {job} jobs with {workers} blocked workers and a queue of {capacity}; wanted it to wait once the queue is full"
+        );
+    }
+    // `job` is the one whose submit was just dropped while it waited.
+    let abandoned = job;
+    let queued = pool.queued();
+    assert!(
+        queued == capacity,
+        "requirement 2: after a submit was given up on, queued() is {queued}; wanted the capacity {capacity}"
+    );
+    gate.add_permits(abandoned + 100);
+    within("shutdown", pool.shutdown()).await;
+    let ran = ran.lock().unwrap().clone();
+    assert!(
+        !ran.contains(&abandoned) && ran.len() == abandoned,
+        "requirement 2: {} jobs ran, the abandoned job {abandoned} {}; wanted the {abandoned} accepted jobs and not the abandoned one",
+        ran.len(),
+        if ran.contains(&abandoned) {
+            "among them"
+        } else {
+            "not among them"
+        }
     );
 }
 
@@ -192,14 +255,16 @@ async fn shutdown_runs_every_queued_job() {
     }
     let before = Instant::now();
     within("shutdown", pool.shutdown()).await;
-    assert_eq!(
-        *done.lock().unwrap(),
-        capacity,
-        "when shutdown returns, every queued job has run"
-    );
+    let done = *done.lock().unwrap();
     assert!(
-        before.elapsed() >= ms(10 * capacity as u64 / 2),
-        "two workers, 10 ms per job"
+        done == capacity,
+        "requirement 3: when shutdown returned, {done} of {capacity} queued jobs had run; wanted all"
+    );
+    let took = before.elapsed();
+    assert!(
+        took >= ms(10 * capacity as u64 / 2),
+        "requirement 3: shutdown returned after {took:?} of virtual time; {capacity} jobs of 10 ms on two workers take at least {:?}",
+        ms(10 * capacity as u64 / 2)
     );
 }
 
@@ -229,10 +294,12 @@ async fn merge_delivers_every_item_once_in_per_input_order() {
         per_input[producer].push(seq);
     }
     for (producer, seqs) in per_input.iter().enumerate() {
-        assert_eq!(
-            *seqs,
-            (0..counts[producer]).collect::<Vec<_>>(),
-            "input {producer}: every item once, in its order"
+        let first_difference = (0..counts[producer]).zip(seqs).position(|(a, b)| a != *b);
+        assert!(
+            *seqs == (0..counts[producer]).collect::<Vec<_>>(),
+            "requirement 4: input {producer} sent {} items and {} came out, first difference at {first_difference:?}; wanted every item once, in its order",
+            counts[producer],
+            seqs.len()
         );
     }
 }
@@ -250,17 +317,16 @@ async fn merge_does_not_wait_for_a_quiet_input() {
     });
     for i in 0..n {
         let item = tokio::time::timeout(ms(1000), merged.recv()).await;
-        assert_eq!(
-            item,
-            Ok(Some(i)),
-            "item {i} of the busy input must come through while the other input is silent"
+        assert!(
+            item == Ok(Some(i)),
+            "requirement 4: waiting for item {i} of the busy input gave {item:?}; wanted it to come through while the other input is silent"
         );
     }
     drop(quiet);
-    assert_eq!(
-        within("merged end", merged.recv()).await,
-        None,
-        "the merged channel ends once every input has ended"
+    let end = within("merged end", merged.recv()).await;
+    assert!(
+        end.is_none(),
+        "requirement 4: after every input ended, the merged channel gave {end:?}; wanted None"
     );
 }
 
@@ -275,11 +341,18 @@ async fn lagging_subscriber_skips_to_the_newest_values() {
     }
     drop(tx);
     let received = within("drain", lab::drain_broadcast(rx)).await;
-    assert_eq!(received.missed, n - capacity as u64, "missed values");
-    assert_eq!(
-        received.values,
-        (n - capacity as u64..n).collect::<Vec<_>>(),
-        "after lagging, the subscriber reads the {capacity} newest values"
+    assert!(
+        received.missed == n - capacity as u64,
+        "requirement 5: {n} values through a ring of {capacity}: missed counted {}; wanted {}",
+        received.missed,
+        n - capacity as u64
+    );
+    assert!(
+        received.values == (n - capacity as u64..n).collect::<Vec<_>>(),
+        "requirement 5: after lagging the subscriber read {} values starting at {:?}; wanted the {capacity} newest, {}..{n}",
+        received.values.len(),
+        received.values.first(),
+        n - capacity as u64
     );
 }
 
@@ -294,8 +367,12 @@ async fn subscriber_that_keeps_up_sees_everything() {
     }
     drop(tx);
     let received = within("drain", reader).await.expect("drain task");
-    assert_eq!(received.missed, 0);
-    assert_eq!(received.values, (0..n).collect::<Vec<_>>());
+    assert!(
+        received.missed == 0 && received.values == (0..n).collect::<Vec<_>>(),
+        "requirement 5: a subscriber that keeps up read {} of {n} values and missed {}; wanted all, none missed",
+        received.values.len(),
+        received.missed
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -314,19 +391,21 @@ async fn slow_subscriber_counts_every_missed_value() {
     }
     drop(tx);
     let received = within("drain", reader).await.expect("drain task");
-    assert_eq!(
-        received.values.len() as u64 + received.missed,
-        n,
-        "every value is either read or counted as missed"
+    assert!(
+        received.values.len() as u64 + received.missed == n,
+        "requirement 5: {} read + {} missed of {n} published; wanted every value either read or counted as missed",
+        received.values.len(),
+        received.missed
     );
     assert!(
         received.values.windows(2).all(|w| w[0] < w[1]),
-        "values stay in publication order"
+        "requirement 5: the values read are out of publication order"
     );
-    assert_eq!(
+    assert!(
+        received.values.last() == Some(&(n - 1)),
+        "requirement 5: the last value read is {:?}; wanted the last published, {}",
         received.values.last(),
-        Some(&(n - 1)),
-        "the last value is read"
+        n - 1
     );
 }
 
@@ -361,16 +440,23 @@ async fn call_returns_the_answer_to_its_own_request() {
         let mut values = per_key.remove(key).unwrap_or_default();
         values.sort_unstable();
         let n = values.len() as u64;
-        assert_eq!(
-            values,
-            (1..=n).collect::<Vec<_>>(),
-            "increments of {key:?} answer 1, 2, 3... each to exactly one caller"
+        assert!(
+            values == (1..=n).collect::<Vec<_>>(),
+            "requirement 6: {n} increments of {key:?} answered {} values, first {:?}; wanted 1, 2, 3... each to exactly one caller",
+            values.len(),
+            values.first()
         );
         let total = within("get", lab::call(&server, CounterOp::Get(key.into()))).await;
-        assert_eq!(total, Ok(n), "Get({key:?})");
+        assert!(
+            total == Ok(n),
+            "requirement 6: Get({key:?}) answered {total:?}; wanted Ok({n})"
+        );
     }
     let unknown = within("get", lab::call(&server, CounterOp::Get("zzz".into()))).await;
-    assert_eq!(unknown, Ok(0), "a counter never incremented is 0");
+    assert!(
+        unknown == Ok(0),
+        "requirement 6: Get of a counter never incremented answered {unknown:?}; wanted Ok(0)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -378,7 +464,10 @@ async fn call_reports_a_server_that_is_gone() {
     let (server, requests) = mpsc::channel::<lab::Request<u64, u64>>(4);
     drop(requests);
     let answer = within("call", lab::call(&server, 1)).await;
-    assert_eq!(answer, Err(PatternError::Closed));
+    assert!(
+        answer == Err(PatternError::Closed),
+        "requirement 6: a call to a server that is gone answered {answer:?}; wanted Err(Closed)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -392,13 +481,16 @@ async fn call_reports_a_request_dropped_without_answer() {
         }
     });
     let even = random(0..1000) * 2;
-    assert_eq!(
-        within("call", lab::call(&server, even)).await,
-        Ok(even * 10)
+    let answered = within("call", lab::call(&server, even)).await;
+    assert!(
+        answered == Ok(even * 10),
+        "requirement 6: call({even}) answered {answered:?}; wanted Ok({})",
+        even * 10
     );
-    assert_eq!(
-        within("call", lab::call(&server, even + 1)).await,
-        Err(PatternError::NoReply)
+    let dropped = within("call", lab::call(&server, even + 1)).await;
+    assert!(
+        dropped == Err(PatternError::NoReply),
+        "requirement 6: a request the server dropped unanswered gave {dropped:?}; wanted Err(NoReply)"
     );
 }
 
@@ -438,7 +530,12 @@ async fn pipeline_applies_both_stages_in_order() {
     )
     .await;
     let expected: Vec<u64> = (0..n).map(|x| stage2(stage1(x))).collect();
-    assert_eq!(out, expected, "the input closed: every item, in order");
+    let first_difference = out.iter().zip(&expected).position(|(a, b)| a != b);
+    assert!(
+        out == expected,
+        "requirement 7: {n} items in, {} out, first difference at {first_difference:?}; wanted every item through both stages, in order",
+        out.len()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -490,7 +587,7 @@ async fn pipeline_shutdown_finishes_every_item_in_flight() {
         let sent = *sent.lock().unwrap();
         assert!(
             out.len() as u64 + 1 >= sent,
-            "the pipeline took {} or {sent} items from its input but only {} came out: items \
+            "requirement 7: the pipeline took {} or {sent} items from its input but only {} came out: items \
              between the stages were dropped at shutdown",
             sent - 1,
             out.len()
@@ -498,22 +595,24 @@ async fn pipeline_shutdown_finishes_every_item_in_flight() {
         let seen = seen.lock().unwrap().clone();
         assert!(
             !seen.is_empty(),
-            "the pipeline processed nothing in {after:?}"
+            "requirement 7: the pipeline processed nothing in {after:?}"
         );
-        assert_eq!(
-            seen,
-            (0..seen.len() as u64).collect::<Vec<_>>(),
-            "stage 1 sees the input in order, without gaps"
+        assert!(
+            seen == (0..seen.len() as u64).collect::<Vec<_>>(),
+            "requirement 7: stage 1 saw {} items out of order or with gaps; wanted the input in order",
+            seen.len()
         );
         let expected: Vec<u64> = seen.iter().map(|&x| stage2(stage1(x))).collect();
-        assert_eq!(
-            out.len(),
-            expected.len(),
-            "{} items entered stage 1 but {} came out: in-flight items were lost at shutdown",
+        assert!(
+            out.len() == expected.len(),
+            "requirement 7: {} items entered stage 1 but {} came out: in-flight items were lost at shutdown",
             expected.len(),
             out.len()
         );
-        assert_eq!(out, expected);
+        assert!(
+            out == expected,
+            "requirement 7: the outputs after shutdown are not the inputs through both stages, in order"
+        );
     }
 }
 
@@ -545,11 +644,15 @@ async fn pipeline_stages_run_concurrently() {
     )
     .await;
     let took = start.elapsed();
-    assert_eq!(out.len(), n as usize);
+    assert!(
+        out.len() == n as usize,
+        "requirement 7: {} of {n} items came out",
+        out.len()
+    );
     // One stage after the other would take n * 20 ms; overlapping stages take about n * 10 ms.
     assert!(
         took < ms(n * 20 * 3 / 4),
-        "{n} items through two 10 ms stages took {took:?} of virtual time: the stages must \
+        "requirement 7: {n} items through two 10 ms stages took {took:?} of virtual time: the stages must \
          work at the same time (one task per stage)"
     );
 }
@@ -592,24 +695,25 @@ async fn pipeline_holds_a_bounded_number_of_items() {
         peak = peak.max(between);
         assert!(
             between <= capacity + 2,
-            "{between} items between stage 1 and stage 2 with channels of {capacity}: \
+            "requirement 7: {between} items between stage 1 and stage 2 with channels of {capacity}: \
              a slow stage must slow the stages before it down, not pile items up"
         );
     }
     assert!(
         *reached.lock().unwrap() > 0,
-        "stage 2 never ran: is the pipeline running?"
+        "requirement 7: stage 2 never ran: is the pipeline running?"
     );
     shutdown.cancel();
     let out = within("pipeline", run).await.expect("pipeline task");
-    assert_eq!(
-        out.len(),
-        *entered.lock().unwrap(),
-        "shutdown keeps every item"
+    let entered = *entered.lock().unwrap();
+    assert!(
+        out.len() == entered,
+        "requirement 7: {entered} items entered stage 1 and {} came out after shutdown; wanted every item kept",
+        out.len()
     );
     assert!(
         peak >= capacity,
-        "the slow stage should have filled its channel"
+        "requirement 7: at most {peak} items waited between the stages; wanted the slow stage to fill its channel of {capacity}"
     );
 }
 
@@ -625,11 +729,14 @@ async fn recv_with_timeout_returns_a_message_that_arrives_in_time() {
     });
     let start = Instant::now();
     let waited = lab::recv_with_timeout(&mut rx, ms(100), &CancellationToken::new()).await;
-    assert_eq!(waited, Waited::Message(value));
+    assert!(
+        waited == Waited::Message(value),
+        "requirement 8: a message sent after {delay:?} gave {waited:?}; wanted Message({value})"
+    );
     let took = start.elapsed();
     assert!(
         took >= delay && took < ms(100),
-        "the message came after {delay:?}, recv_with_timeout returned after {took:?}"
+        "requirement 8: the message came after {delay:?}, recv_with_timeout returned after {took:?}"
     );
 }
 
@@ -639,11 +746,14 @@ async fn recv_with_timeout_gives_up_at_the_timeout() {
     let timeout = ms(random(10..500));
     let start = Instant::now();
     let waited = lab::recv_with_timeout(&mut rx, timeout, &CancellationToken::new()).await;
-    assert_eq!(waited, Waited::TimedOut);
+    assert!(
+        waited == Waited::TimedOut,
+        "requirement 8: a silent channel gave {waited:?}; wanted TimedOut"
+    );
     let took = start.elapsed();
     assert!(
         took >= timeout && took < timeout + ms(5),
-        "timeout {timeout:?}, returned after {took:?}"
+        "requirement 8: timeout {timeout:?}, returned after {took:?}"
     );
 }
 
@@ -659,19 +769,27 @@ async fn recv_with_timeout_stops_on_cancel() {
     });
     let start = Instant::now();
     let waited = lab::recv_with_timeout(&mut rx, ms(100), &cancel).await;
-    assert_eq!(waited, Waited::Cancelled);
+    assert!(
+        waited == Waited::Cancelled,
+        "requirement 8: a cancelled wait gave {waited:?}; wanted Cancelled"
+    );
     let took = start.elapsed();
     assert!(
         took >= after && took < ms(100),
-        "cancelled at {after:?}, returned after {took:?}"
+        "requirement 8: cancelled at {after:?}, returned after {took:?}"
     );
-    // An already-cancelled token wins even over a waiting message.
+    // An already-cancelled token wins even over a waiting message, every time: `select!`
+    // picks among ready branches at random unless it is `biased`.
     let (tx, mut rx) = mpsc::channel(1);
-    tx.send(1u64).await.expect("send");
-    assert_eq!(
-        lab::recv_with_timeout(&mut rx, ms(100), &cancel).await,
-        Waited::Cancelled
-    );
+    for attempt in 0..64 {
+        tx.send(attempt).await.expect("send");
+        let waited = lab::recv_with_timeout(&mut rx, ms(100), &cancel).await;
+        assert!(
+            waited == Waited::Cancelled,
+            "requirement 8: attempt {attempt}: with the token cancelled and a message waiting, got {waited:?}; wanted Cancelled every time (a biased select!)"
+        );
+        let _ = rx.try_recv();
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -680,10 +798,14 @@ async fn recv_with_timeout_reports_a_closed_channel() {
     drop(tx);
     let start = Instant::now();
     let waited = lab::recv_with_timeout(&mut rx, ms(100), &CancellationToken::new()).await;
-    assert_eq!(waited, Waited::Closed);
+    assert!(
+        waited == Waited::Closed,
+        "requirement 8: a closed channel gave {waited:?}; wanted Closed"
+    );
     assert!(
         start.elapsed() < ms(100),
-        "a closed channel is reported at once"
+        "requirement 8: a closed channel was reported after {:?}; wanted at once",
+        start.elapsed()
     );
 }
 
@@ -701,28 +823,57 @@ async fn next_batch_gathers_what_arrives_within_the_linger_time() {
         tokio::time::sleep_until(start + ms(50)).await;
     });
     let first = within("batch", lab::next_batch(&mut rx, 100, linger)).await;
-    assert_eq!(
-        first,
-        Some(vec![1, 2, 3]),
-        "items within 10 ms of the first one"
+    assert!(
+        first == Some(vec![1, 2, 3]),
+        "requirement 8: the first batch is {first:?}; wanted Some([1, 2, 3]), the items within 10 ms of the first one"
     );
     let at = start.elapsed();
     assert!(
         at >= ms(10) && at < ms(15),
-        "the first batch closes 10 ms after its first item, not at {at:?}"
+        "requirement 8: the first batch closes 10 ms after its first item, not at {at:?}"
     );
     let second = within("batch", lab::next_batch(&mut rx, 100, linger)).await;
-    assert_eq!(
-        second,
-        Some(vec![4, 5]),
-        "a new batch starts with the next item"
+    assert!(
+        second == Some(vec![4, 5]),
+        "requirement 8: the second batch is {second:?}; wanted Some([4, 5])"
     );
     let third = within("batch", lab::next_batch(&mut rx, 100, linger)).await;
-    assert_eq!(third, Some(vec![6]));
-    assert_eq!(
-        within("batch", lab::next_batch(&mut rx, 100, linger)).await,
-        None,
-        "None once the channel is closed and empty"
+    assert!(
+        third == Some(vec![6]),
+        "requirement 8: the third batch is {third:?}; wanted Some([6])"
+    );
+    let end = within("batch", lab::next_batch(&mut rx, 100, linger)).await;
+    assert!(
+        end.is_none(),
+        "requirement 8: next_batch on a closed, empty channel gave {end:?}; wanted None"
+    );
+}
+
+/// One deadline per batch, counted from its first item: a steady trickle of items must not keep
+/// a batch open (a fresh timeout per item would, until `max_items`).
+#[tokio::test(start_paused = true)]
+async fn next_batch_closes_at_linger_even_when_items_keep_coming() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let every = ms(random(2..5));
+    let linger = ms(random(10..30));
+    tokio::spawn(async move {
+        for value in 0u64.. {
+            if tx.send(value).await.is_err() {
+                break;
+            }
+            sleep(every).await;
+        }
+    });
+    let start = Instant::now();
+    let batch = within("batch", lab::next_batch(&mut rx, 1000, linger))
+        .await
+        .expect("a batch");
+    let took = start.elapsed();
+    let most = (linger.as_millis() / every.as_millis()) as usize + 1;
+    assert!(
+        batch.len() <= most && took <= linger + every,
+        "requirement 8: items every {every:?} and a linger of {linger:?}: the batch took {took:?} and holds {} items; wanted it closed {linger:?} after its first item, with at most {most}",
+        batch.len()
     );
 }
 
@@ -735,23 +886,32 @@ async fn next_batch_stops_at_max_items() {
         tx.send(value).await.expect("send");
     }
     let first = within("batch", lab::next_batch(&mut rx, max, ms(10))).await;
-    assert_eq!(first, Some((0..max).collect()));
+    assert!(
+        first == Some((0..max).collect()),
+        "requirement 8: with {n} items waiting and max {max}, the first batch is {first:?}; wanted 0..{max}"
+    );
     let second = within("batch", lab::next_batch(&mut rx, max, ms(10))).await;
-    assert_eq!(second, Some((max..2 * max).collect()));
+    assert!(
+        second == Some((max..2 * max).collect()),
+        "requirement 8: the second batch is {second:?}; wanted {max}..{}",
+        2 * max
+    );
     let start = Instant::now();
     let third = within("batch", lab::next_batch(&mut rx, max, ms(10))).await;
-    assert_eq!(
-        third,
-        Some((2 * max..n).collect()),
-        "the rest, after the linger time"
+    assert!(
+        third == Some((2 * max..n).collect()),
+        "requirement 8: the third batch is {third:?}; wanted the rest, {}..{n}",
+        2 * max
     );
     assert!(
         start.elapsed() >= ms(10),
-        "a short batch waits out its linger time"
+        "requirement 8: a short batch closed after {:?}; wanted it to wait out its linger time",
+        start.elapsed()
     );
     drop(tx);
-    assert_eq!(
-        within("batch", lab::next_batch(&mut rx, max, ms(10))).await,
-        None
+    let end = within("batch", lab::next_batch(&mut rx, max, ms(10))).await;
+    assert!(
+        end.is_none(),
+        "requirement 8: next_batch on a closed, empty channel gave {end:?}; wanted None"
     );
 }

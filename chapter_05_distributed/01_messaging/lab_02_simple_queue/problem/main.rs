@@ -1,3 +1,62 @@
+//! ## Goal
+//! Write `simple_queue`, a small message broker over TCP in the spirit of SQS, RabbitMQ or Redis
+//! Streams: publishers put messages on named topics, consumers of a topic share its messages, and
+//! a message stays until a consumer acknowledges it. You will build the two promises every real
+//! queue makes and how they are kept: **at-least-once delivery** (a message handed to a consumer is
+//! only *lent*: without an ACK before the visibility timeout, it is delivered again) and
+//! **durability** (a PUB answered `OK` survives a crash, because the answer waits for an
+//! append-only log to reach the disk with `fdatasync`, many messages per sync).
+//!
+//! ## Requirements
+//! 1. `PUB` answers `OK <id>`, with ids that grow (also across restarts).
+//! 2. A subscriber receives the messages of its topic (and only those), in publication order,
+//!    first delivery numbered 1, including messages published before it subscribed.
+//! 3. Consumers of a topic share it (a consumer group): each message is delivered to one of them;
+//!    a consumer holds at most `--prefetch` unacknowledged messages, the next ones go to others or
+//!    wait for an ACK.
+//! 4. At-least-once: a message not acknowledged within `--visibility-ms` of its delivery is
+//!    delivered again (delivery number + 1); an acknowledged message never comes back.
+//! 5. `NACK` gives a message back at once; a consumer whose connection closes gives back every
+//!    message it held.
+//! 6. After `--max-deliveries` deliveries without an ACK, a message moves to the dead-letter
+//!    topic `<topic>.dlq`, where a consumer can read it, and is not delivered on its topic again.
+//! 7. Bad input gets `ERR <reason>` and the connection goes on working: unknown commands, missing
+//!    arguments, a bad topic or id, an `ACK`/`NACK` of an unknown id, a message longer than
+//!    `--max-message-bytes` (even a line of megabytes, which must not be buffered whole). A bad
+//!    command line exits with code 2 and the usage on stderr.
+//! 8. Durability: every PUB, ACK and dead-letter move is appended to a log in `--data` before it
+//!    is answered, with an fsync per batch; on start the log is replayed. After a `kill -9`, every
+//!    message whose PUB got `OK` is there, except those whose ACK got `OK`, which never come back;
+//!    the unacknowledged ones are delivered again, in id order.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 5.2    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `PUB` answers `OK <id>`, with ids that grow (also across restarts)
+//! - [ ] Requirement 2: A subscriber receives the messages of its topic (and only those), in
+//!   publication order, first delivery numbered 1, including messages published before it
+//!   subscribed
+//! - [ ] Requirement 3: Consumers of a topic share it (a consumer group): each message is delivered
+//!   to one of them; a consumer holds at most `--prefetch` unacknowledged messages, the next ones
+//!   go to others or wait for an ACK
+//! - [ ] Requirement 4: At-least-once: a message not acknowledged within `--visibility-ms` of its
+//!   delivery is delivered again (delivery number + 1); an acknowledged message never comes back
+//! - [ ] Requirement 5: `NACK` gives a message back at once; a consumer whose connection closes
+//!   gives back every message it held
+//! - [ ] Requirement 6: After `--max-deliveries` deliveries without an ACK, a message moves to the
+//!   dead-letter topic `<topic>.dlq`, where a consumer can read it, and is not delivered on its
+//!   topic again
+//! - [ ] Requirement 7: Bad input gets `ERR <reason>` and the connection goes on working: unknown
+//!   commands, missing arguments, a bad topic or id, an `ACK`/`NACK` of an unknown id, a message
+//!   longer than `--max-message-bytes` (even a line of megabytes, which must not be buffered whole)
+//! - [ ] Requirement 8: Durability: every PUB, ACK and dead-letter move is appended to a log in
+//!   `--data` before it is answered, with an fsync per batch; on start the log is replayed
+//!
+//! ## Notes
+//!
 //! A durable message queue over TCP, with at-least-once delivery.
 //!
 //! `simple_queue --data DIR [--addr HOST:PORT] [--visibility-ms N] [--max-deliveries N]

@@ -1,3 +1,65 @@
+//! ## Goal
+//! Protect a service from clients that ask too much. You will write the two algorithms most rate
+//! limiters use, a **token bucket** (a burst of `capacity` requests, then one more every
+//! `refill_every`) and a **sliding-window counter** (at most `limit` requests per `window`, the
+//! window sliding smoothly), each keyed per client and safe to share between threads. Then an axum
+//! middleware, written as a tower `Layer`, that answers `429 Too Many Requests` with `Retry-After`
+//! and `RateLimit-*` headers. Last, the token bucket again, but inside Redis as one Lua script, so
+//! that several instances of a service share one budget per client.
+//!
+//! ## Requirements
+//! 1. `TokenBucket::try_acquire(key)` allows a burst of `capacity` requests, then refuses; each
+//!    `Decision` carries `limit`, `remaining` (requests still allowed now), `retry_after` (zero if
+//!    allowed, else exactly the wait until a request would pass: one full interval right after the
+//!    burst) and `reset_after` (the wait until the bucket is full).
+//! 2. Lazy, exact refill: one token per whole `refill_every` since the last counted time, up to the
+//!    capacity, the remainder kept for the next token. A refused request takes nothing; at
+//!    `retry_after - 1 ns` a request is still refused, at `retry_after` it passes. Each key has its
+//!    own bucket.
+//! 3. `SlidingWindow::try_acquire(key)` allows a request when
+//!    `previous * (W - e) / W + current < limit`, where `current` and `previous` count the requests
+//!    of the current and previous fixed windows (fixed windows start at multiples of `W` on the
+//!    clock) and `e` is the time into the current one; `retry_after` is exact here too.
+//! 4. Both limiters are thread-safe: eight threads racing on one key get exactly the budget, never
+//!    more, also while the clock moves.
+//! 5. `RateLimitLayer::new(limiter)` wraps an axum router. A refused request gets `429`, a
+//!    `Retry-After` header (seconds, rounded up) and never reaches the handler; every answer carries
+//!    `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until full, rounded
+//!    up). Clients are told apart by their `x-client-id` header, else their IP address, else
+//!    `anonymous`.
+//! 6. `RedisTokenBucket` runs the token bucket as a Lua script in Redis (`REDIS_URL`), on Redis's
+//!    clock; the bucket of client `k` is the key `<prefix><k>` and expires when it would be full.
+//! 7. Instances sharing a Redis and a prefix share the budget: two limiters racing from eight
+//!    tasks, or two HTTP servers answering alternately, allow exactly `capacity` requests in all.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 5.3    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `TokenBucket::try_acquire(key)` allows a burst of `capacity` requests, then
+//!   refuses; each `Decision` carries `limit`, `remaining` (requests still allowed now),
+//!   `retry_after` (zero if allowed, else exactly the wait until a request would pass: one full
+//!   interval right after the burst) and `reset_after` (the wait until the bucket is full)
+//! - [ ] Requirement 2: Lazy, exact refill: one token per whole `refill_every` since the last
+//!   counted time, up to the capacity, the remainder kept for the next token
+//! - [ ] Requirement 3: `SlidingWindow::try_acquire(key)` allows a request when `previous * (W - e)
+//!   / W + current < limit`, where `current` and `previous` count the requests of the current and
+//!   previous fixed windows (fixed windows start at multiples of `W` on the clock) and `e` is the
+//!   time into the current one; `retry_after` is exact here too
+//! - [ ] Requirement 4: Both limiters are thread-safe: eight threads racing on one key get exactly
+//!   the budget, never more, also while the clock moves
+//! - [ ] Requirement 5: `RateLimitLayer::new(limiter)` wraps an axum router
+//! - [ ] Requirement 6: `RedisTokenBucket` runs the token bucket as a Lua script in Redis
+//!   (`REDIS_URL`), on Redis's clock; the bucket of client `k` is the key `<prefix><k>` and expires
+//!   when it would be full
+//! - [ ] Requirement 7: Instances sharing a Redis and a prefix share the budget: two limiters
+//!   racing from eight tasks, or two HTTP servers answering alternately, allow exactly `capacity`
+//!   requests in all
+//!
+//! ## Notes
+//!
 //! Rate limiters: a token bucket and a sliding-window counter, an axum (tower) middleware that
 //! answers 429, and a token bucket in Redis shared by several server instances.
 //!

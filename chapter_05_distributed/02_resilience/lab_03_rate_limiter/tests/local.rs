@@ -56,29 +56,46 @@ fn bucket_allows_a_burst_of_capacity_then_refuses() {
         let d = limiter.try_acquire("client");
         assert!(
             d.allowed,
-            "request {} of a burst of {}",
+            "requirement 1: request {} of a burst of {} was refused; wanted allowed",
             i + 1,
             quota.capacity
         );
-        assert_eq!(d.limit, quota.capacity, "limit");
+        assert_eq!(
+            d.limit, quota.capacity,
+            "requirement 1: limit {}; wanted the capacity {}",
+            d.limit, quota.capacity
+        );
         assert_eq!(
             d.remaining,
             quota.capacity - 1 - i,
-            "remaining after request {}",
-            i + 1
+            "requirement 1: remaining {} after request {}; wanted {}",
+            d.remaining,
+            i + 1,
+            quota.capacity - 1 - i
         );
         assert_eq!(
             d.retry_after,
             Duration::ZERO,
-            "retry_after of an allowed request"
+            "requirement 1: retry_after {:?} on an allowed request; wanted zero",
+            d.retry_after
         );
     }
     let d = limiter.try_acquire("client");
-    assert!(!d.allowed, "request {} must be refused", quota.capacity + 1);
-    assert_eq!(d.remaining, 0);
+    assert!(
+        !d.allowed,
+        "requirement 1: request {} was allowed; wanted refused after a burst of {}",
+        quota.capacity + 1,
+        quota.capacity
+    );
+    assert_eq!(
+        d.remaining, 0,
+        "requirement 1: remaining {} on a refused request; wanted 0",
+        d.remaining
+    );
     assert_eq!(
         d.retry_after, quota.refill_every,
-        "no time passed: the next token is one full interval away"
+        "requirement 1: retry_after {:?} right after the burst; wanted one full interval {:?}",
+        d.retry_after, quota.refill_every
     );
 }
 
@@ -95,25 +112,50 @@ fn bucket_refills_one_token_per_interval_exactly() {
     exhaust(&limiter, "k");
     clock.advance(per - NS);
     let d = limiter.try_acquire("k");
-    assert!(!d.allowed, "1 ns before the interval ends: still empty");
-    assert_eq!(d.retry_after, NS, "1 ns left");
+    assert!(
+        !d.allowed,
+        "requirement 2: allowed 1 ns before the interval ends; wanted refused"
+    );
+    assert_eq!(
+        d.retry_after, NS,
+        "requirement 2: retry_after {:?} 1 ns before the interval ends; wanted 1 ns",
+        d.retry_after
+    );
     clock.advance(NS);
-    assert!(limiter.try_acquire("k").allowed, "one interval: one token");
-    assert!(!limiter.try_acquire("k").allowed, "and only one");
+    assert!(
+        limiter.try_acquire("k").allowed,
+        "requirement 2: refused after exactly one interval; wanted one token"
+    );
+    assert!(
+        !limiter.try_acquire("k").allowed,
+        "requirement 2: a second request allowed after one interval; wanted only one token"
+    );
 
     // One and a half intervals: one token, and the half interval counts toward the next.
     let x = per * 3 / 2;
     clock.advance(x);
-    assert!(limiter.try_acquire("k").allowed, "1.5 intervals: one token");
+    assert!(
+        limiter.try_acquire("k").allowed,
+        "requirement 2: refused after 1.5 intervals; wanted one token"
+    );
     let d = limiter.try_acquire("k");
-    assert!(!d.allowed);
+    assert!(
+        !d.allowed,
+        "requirement 2: a second request allowed after 1.5 intervals; wanted refused"
+    );
     assert_eq!(
         d.retry_after,
         per * 2 - x,
-        "the half interval already waited must not be lost"
+        "requirement 2: retry_after {:?} after 1.5 intervals; wanted {:?}: the half interval \
+         already waited must not be lost",
+        d.retry_after,
+        per * 2 - x
     );
     clock.advance(d.retry_after);
-    assert!(limiter.try_acquire("k").allowed);
+    assert!(
+        limiter.try_acquire("k").allowed,
+        "requirement 2: refused at exactly retry_after; wanted allowed"
+    );
 }
 
 #[test]
@@ -127,7 +169,9 @@ fn idle_bucket_refills_only_up_to_capacity() {
         .count() as u64;
     assert_eq!(
         allowed, quota.capacity,
-        "a long idle time refills up to the capacity, no more"
+        "requirement 2: {allowed} requests allowed after a long idle time; wanted the capacity \
+         {}, no more",
+        quota.capacity
     );
 }
 
@@ -149,13 +193,16 @@ fn bucket_retry_after_and_remaining_are_exact() {
                     for i in 0..d.remaining {
                         assert!(
                             limiter.try_acquire("k").allowed,
-                            "remaining said {} (at {i})",
+                            "requirement 1: request {i} after remaining = {} was refused; wanted \
+                             allowed",
                             d.remaining
                         );
                     }
                     assert!(
                         !limiter.try_acquire("k").allowed,
-                        "remaining said {}",
+                        "requirement 1: request {} after remaining = {} was allowed; wanted \
+                         refused",
+                        d.remaining + 1,
                         d.remaining
                     );
                 }
@@ -163,7 +210,7 @@ fn bucket_retry_after_and_remaining_are_exact() {
             }
             assert!(
                 d.retry_after > Duration::ZERO && d.retry_after <= per,
-                "retry_after {:?} with an interval of {per:?}",
+                "requirement 2: retry_after {:?} on a refused request; wanted in (0, {per:?}]",
                 d.retry_after
             );
             // Refused requests take nothing: at retry_after - 1 ns still refused, then allowed.
@@ -171,14 +218,20 @@ fn bucket_retry_after_and_remaining_are_exact() {
             let again = limiter.try_acquire("k");
             assert!(
                 !again.allowed,
-                "refused until exactly retry_after ({:?})",
+                "requirement 2: allowed 1 ns before retry_after ({:?}); wanted refused (a refused \
+                 request takes nothing)",
                 d.retry_after
             );
-            assert_eq!(again.retry_after, NS);
+            assert_eq!(
+                again.retry_after, NS,
+                "requirement 2: retry_after {:?} 1 ns before it ends; wanted 1 ns",
+                again.retry_after
+            );
             clock.advance(NS);
             assert!(
                 limiter.try_acquire("k").allowed,
-                "allowed after exactly retry_after"
+                "requirement 2: refused at exactly retry_after ({:?}); wanted allowed",
+                d.retry_after
             );
         }
     }
@@ -199,15 +252,22 @@ fn bucket_reset_after_is_the_time_to_a_full_bucket() {
     assert_eq!(
         last.reset_after,
         quota.refill_every * quota.capacity as u32,
-        "empty bucket: capacity x interval until it is full again"
+        "requirement 1: reset_after {:?} on an empty bucket; wanted capacity x interval = {:?}",
+        last.reset_after,
+        quota.refill_every * quota.capacity as u32
     );
     clock.advance(last.reset_after - NS);
     let d = limiter.try_acquire("k");
-    assert!(d.allowed);
+    assert!(
+        d.allowed,
+        "requirement 1: refused 1 ns before reset_after; wanted allowed"
+    );
     assert_eq!(
         d.remaining,
         quota.capacity - 2,
-        "1 ns short of full: capacity - 1 tokens"
+        "requirement 1: remaining {} 1 ns short of full (after taking one); wanted {}",
+        d.remaining,
+        quota.capacity - 2
     );
 }
 
@@ -217,9 +277,21 @@ fn bucket_keys_are_independent() {
     let (limiter, _clock) = bucket(quota);
     exhaust(&limiter, "alice");
     let d = limiter.try_acquire("bob");
-    assert!(d.allowed, "bob has his own bucket");
-    assert_eq!(d.remaining, quota.capacity - 1);
-    assert!(!limiter.try_acquire("alice").allowed);
+    assert!(
+        d.allowed,
+        "requirement 2: bob was refused after alice emptied her bucket; wanted his own bucket"
+    );
+    assert_eq!(
+        d.remaining,
+        quota.capacity - 1,
+        "requirement 2: bob's remaining {}; wanted a full bucket minus one = {}",
+        d.remaining,
+        quota.capacity - 1
+    );
+    assert!(
+        !limiter.try_acquire("alice").allowed,
+        "requirement 2: alice was allowed after bob's request; wanted still refused"
+    );
 }
 
 // Requirement 3: the sliding-window counter weights the previous window by its overlap.
@@ -238,12 +310,33 @@ fn window_allows_limit_requests_per_window() {
     let (limiter, _clock) = window(quota);
     for i in 0..quota.limit {
         let d = limiter.try_acquire("k");
-        assert!(d.allowed, "request {} of {}", i + 1, quota.limit);
-        assert_eq!((d.limit, d.remaining), (quota.limit, quota.limit - 1 - i));
+        assert!(
+            d.allowed,
+            "requirement 3: request {} of {} in one window was refused; wanted allowed",
+            i + 1,
+            quota.limit
+        );
+        assert_eq!(
+            (d.limit, d.remaining),
+            (quota.limit, quota.limit - 1 - i),
+            "requirement 3: (limit, remaining) = ({}, {}); wanted ({}, {})",
+            d.limit,
+            d.remaining,
+            quota.limit,
+            quota.limit - 1 - i
+        );
     }
     let d = limiter.try_acquire("k");
-    assert!(!d.allowed, "request {} in one window", quota.limit + 1);
-    assert!(d.retry_after > Duration::ZERO);
+    assert!(
+        !d.allowed,
+        "requirement 3: request {} in one window was allowed; wanted refused",
+        quota.limit + 1
+    );
+    assert!(
+        d.retry_after > Duration::ZERO,
+        "requirement 3: retry_after {:?} on a refused request; wanted more than zero",
+        d.retry_after
+    );
 }
 
 #[test]
@@ -254,8 +347,13 @@ fn window_weights_the_previous_window() {
         let w = quota.window.as_nanos() as u64;
         let mut rng = rand::rng();
         // Fill window 0 at its start, then jump to e nanoseconds into window 1.
-        for _ in 0..quota.limit {
-            assert!(limiter.try_acquire("k").allowed);
+        for i in 0..quota.limit {
+            assert!(
+                limiter.try_acquire("k").allowed,
+                "requirement 3: request {} of {} in window 0 was refused; wanted allowed",
+                i + 1,
+                quota.limit
+            );
         }
         let e = rng.random_range(0..w);
         clock.advance(Duration::from_nanos(w + e));
@@ -267,8 +365,8 @@ fn window_weights_the_previous_window() {
         assert_eq!(
             allowed,
             expected,
-            "previous window full ({} of {}), {e} ns of {w} into the next: the previous \
-             window still weighs {:.3} of its count",
+            "requirement 3: {allowed} requests allowed {e} ns of {w} into the window after a full \
+             one ({} of {}); wanted {expected}: the previous window still weighs {:.3} of its count",
             quota.limit,
             quota.limit,
             1.0 - e as f64 / w as f64
@@ -287,7 +385,11 @@ fn window_forgets_everything_after_two_windows() {
     let allowed = (0..quota.limit * 2)
         .filter(|_| limiter.try_acquire("k").allowed)
         .count();
-    assert_eq!(allowed as u64, quota.limit);
+    assert_eq!(
+        allowed as u64, quota.limit,
+        "requirement 3: {allowed} requests allowed two windows later; wanted the limit {}",
+        quota.limit
+    );
 }
 
 #[test]
@@ -307,20 +409,20 @@ fn window_retry_after_is_exact() {
             }
             assert!(
                 d.retry_after > Duration::ZERO && d.retry_after <= quota.window * 2,
-                "retry_after {:?} with a window of {:?}",
+                "requirement 3: retry_after {:?} on a refused request; wanted in (0, 2 x {:?}]",
                 d.retry_after,
                 quota.window
             );
             clock.advance(d.retry_after - NS);
             assert!(
                 !limiter.try_acquire("k").allowed,
-                "refused until exactly retry_after ({:?})",
+                "requirement 3: allowed 1 ns before retry_after ({:?}); wanted refused",
                 d.retry_after
             );
             clock.advance(NS);
             assert!(
                 limiter.try_acquire("k").allowed,
-                "allowed at exactly retry_after ({:?})",
+                "requirement 3: refused at exactly retry_after ({:?}); wanted allowed",
                 d.retry_after
             );
         }
@@ -373,14 +475,70 @@ fn bucket_never_exceeds_its_budget_across_threads() {
     let budget = quota.capacity + (advanced.as_millis() / 10) as u64;
     assert!(
         allowed <= budget,
-        "{allowed} requests allowed; the budget was {} + {} refills = {budget}",
+        "requirement 4: 8 threads got {allowed} requests allowed; wanted at most the budget of \
+         {} + {} refills = {budget}",
         quota.capacity,
         advanced.as_millis() / 10
     );
     assert!(
         allowed >= quota.capacity,
-        "at least the burst of {} passes",
+        "requirement 4: 8 threads got {allowed} requests allowed; wanted at least the burst of {}",
         quota.capacity
+    );
+}
+
+/// A clock that moves one tick every time it is read: any two reads differ, so a decision made
+/// with a time read before the lock can only be older than the one the lock holder stored.
+struct TickingClock {
+    reads: AtomicU64,
+}
+
+impl lab::Clock for TickingClock {
+    fn now(&self) -> Duration {
+        Duration::from_micros(self.reads.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+#[test]
+fn bucket_time_never_runs_backwards_across_threads() {
+    let capacity = rand::rng().random_range(1..5);
+    let per = Duration::from_micros(rand::rng().random_range(1..4));
+    let clock = Arc::new(TickingClock {
+        reads: AtomicU64::new(0),
+    });
+    let limiter = Arc::new(TokenBucket::with_clock(
+        Quota {
+            capacity,
+            refill_every: per,
+        },
+        clock,
+    ));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let limiter = limiter.clone();
+            thread::spawn(move || {
+                for _ in 0..5000 {
+                    let d = limiter.try_acquire("shared");
+                    assert!(
+                        d.allowed || (d.retry_after > Duration::ZERO && d.retry_after <= per),
+                        "requirement 4: a refused request got retry_after {:?}; wanted in (0, \
+                         {per:?}]",
+                        d.retry_after
+                    );
+                }
+            })
+        })
+        .collect();
+    let panicked = workers
+        .into_iter()
+        .map(|w| w.join())
+        .filter(Result::is_err)
+        .count();
+    assert!(
+        panicked == 0,
+        "requirement 4: {panicked} of 8 threads panicked in try_acquire on a clock that moves at \
+         every read; wanted none: read the clock under the lock, or a thread that waited for it \
+         decides with a time older than the bucket's"
     );
 }
 
@@ -417,15 +575,19 @@ fn limiters_grant_exactly_the_budget_to_racing_threads() {
     for t in threads {
         t.join().expect("thread");
     }
-    assert_eq!(
+    let (bucket_got, window_got) = (
         counts[0].load(Ordering::SeqCst),
-        capacity,
-        "token bucket, 8 threads"
+        counts[1].load(Ordering::SeqCst),
     );
     assert_eq!(
-        counts[1].load(Ordering::SeqCst),
-        capacity,
-        "sliding window, 8 threads"
+        bucket_got, capacity,
+        "requirement 4: 8 racing threads got {bucket_got} tokens from a bucket of {capacity}; \
+         wanted exactly {capacity}"
+    );
+    assert_eq!(
+        window_got, capacity,
+        "requirement 4: 8 racing threads got {window_got} requests from a window of {capacity}; \
+         wanted exactly {capacity}"
     );
 }
 
@@ -457,7 +619,12 @@ fn header(response: &axum::http::Response<Body>, name: &str) -> String {
     response
         .headers()
         .get(name)
-        .unwrap_or_else(|| panic!("header {name} missing; got {:?}", response.headers()))
+        .unwrap_or_else(|| {
+            panic!(
+                "requirement 5: header {name} missing; got {:?}",
+                response.headers()
+            )
+        })
         .to_str()
         .unwrap()
         .to_string()
@@ -478,38 +645,77 @@ async fn middleware_answers_429_with_retry_after() {
         assert_eq!(
             response.status(),
             StatusCode::OK,
-            "request {} of {capacity}",
-            i + 1
+            "requirement 5: request {} of {capacity} got {}; wanted 200",
+            i + 1,
+            response.status()
         );
-        assert_eq!(header(&response, "ratelimit-limit"), capacity.to_string());
+        let limit = header(&response, "ratelimit-limit");
         assert_eq!(
-            header(&response, "ratelimit-remaining"),
-            (capacity - 1 - i).to_string()
+            limit,
+            capacity.to_string(),
+            "requirement 5: RateLimit-Limit {limit}; wanted {capacity}"
+        );
+        let remaining = header(&response, "ratelimit-remaining");
+        assert_eq!(
+            remaining,
+            (capacity - 1 - i).to_string(),
+            "requirement 5: RateLimit-Remaining {remaining} after request {}; wanted {}",
+            i + 1,
+            capacity - 1 - i
         );
         // The bucket is full again (i + 1) x 2.5 s later, rounded up to whole seconds.
         let reset = (2500 * (i + 1)).div_ceil(1000);
+        let got = header(&response, "ratelimit-reset");
         assert_eq!(
-            header(&response, "ratelimit-reset"),
+            got,
             reset.to_string(),
-            "RateLimit-Reset"
+            "requirement 5: RateLimit-Reset {got} after request {}; wanted {reset} ({} x 2.5 s, \
+             rounded up)",
+            i + 1,
+            i + 1
         );
     }
-    assert_eq!(hits.load(Ordering::SeqCst), capacity);
-    let refused = get_as(&app, Some("alice")).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&refused, "retry-after"), "3", "2.5 s, rounded up");
-    assert_eq!(header(&refused, "ratelimit-remaining"), "0");
-    assert_eq!(header(&refused, "ratelimit-limit"), capacity.to_string());
+    let hit = hits.load(Ordering::SeqCst);
     assert_eq!(
-        hits.load(Ordering::SeqCst),
-        capacity,
-        "a refused request never reaches the handler"
+        hit, capacity,
+        "requirement 5: the handler ran {hit} times; wanted {capacity}"
+    );
+    let refused = get_as(&app, Some("alice")).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "requirement 5: request {} got {}; wanted 429",
+        capacity + 1,
+        refused.status()
+    );
+    let retry = header(&refused, "retry-after");
+    assert_eq!(
+        retry, "3",
+        "requirement 5: Retry-After {retry}; wanted 3 (2.5 s, rounded up)"
+    );
+    let remaining = header(&refused, "ratelimit-remaining");
+    assert_eq!(
+        remaining, "0",
+        "requirement 5: RateLimit-Remaining {remaining} on a 429; wanted 0"
+    );
+    let limit = header(&refused, "ratelimit-limit");
+    assert_eq!(
+        limit,
+        capacity.to_string(),
+        "requirement 5: RateLimit-Limit {limit} on a 429; wanted {capacity}"
+    );
+    let hit = hits.load(Ordering::SeqCst);
+    assert_eq!(
+        hit, capacity,
+        "requirement 5: the handler ran {hit} times; wanted {capacity}: a refused request never \
+         reaches it"
     );
     clock.advance(Duration::from_millis(2500));
+    let status = get_as(&app, Some("alice")).await.status();
     assert_eq!(
-        get_as(&app, Some("alice")).await.status(),
+        status,
         StatusCode::OK,
-        "refilled"
+        "requirement 5: {status} one interval after the 429; wanted 200 (refilled)"
     );
 }
 
@@ -520,20 +726,38 @@ async fn middleware_limits_each_client_separately() {
         refill_every: Duration::from_secs(60),
     });
     let app = app(limiter, Arc::new(AtomicU64::new(0)));
-    for _ in 0..2 {
-        assert_eq!(get_as(&app, Some("alice")).await.status(), StatusCode::OK);
+    for i in 0..2 {
+        let status = get_as(&app, Some("alice")).await.status();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "requirement 5: alice's request {} of 2 got {status}; wanted 200",
+            i + 1
+        );
     }
+    let status = get_as(&app, Some("alice")).await.status();
     assert_eq!(
-        get_as(&app, Some("alice")).await.status(),
-        StatusCode::TOO_MANY_REQUESTS
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "requirement 5: alice's third request got {status}; wanted 429"
     );
     let bob = get_as(&app, Some("bob")).await;
-    assert_eq!(bob.status(), StatusCode::OK, "bob is not alice");
-    assert_eq!(header(&bob, "ratelimit-remaining"), "1");
     assert_eq!(
-        get_as(&app, None).await.status(),
+        bob.status(),
         StatusCode::OK,
-        "no client id: its own key"
+        "requirement 5: bob got {} after alice was refused; wanted 200 (x-client-id keys)",
+        bob.status()
+    );
+    let remaining = header(&bob, "ratelimit-remaining");
+    assert_eq!(
+        remaining, "1",
+        "requirement 5: bob's RateLimit-Remaining {remaining}; wanted 1"
+    );
+    let status = get_as(&app, None).await.status();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "requirement 5: a request without x-client-id got {status}; wanted 200 (its own key)"
     );
 }
 
@@ -546,23 +770,40 @@ async fn middleware_works_with_the_sliding_window() {
     });
     let hits = Arc::new(AtomicU64::new(0));
     let app = app(limiter, hits.clone());
-    for _ in 0..limit {
-        assert_eq!(get_as(&app, Some("carol")).await.status(), StatusCode::OK);
+    for i in 0..limit {
+        let status = get_as(&app, Some("carol")).await.status();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "requirement 5: request {} of {limit} got {status}; wanted 200",
+            i + 1
+        );
     }
     let refused = get_as(&app, Some("carol")).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "requirement 5: request {} in a window of {limit} got {}; wanted 429",
+        limit + 1,
+        refused.status()
+    );
     let retry: u64 = header(&refused, "retry-after")
         .parse()
-        .expect("Retry-After in seconds");
+        .expect("requirement 5: Retry-After in whole seconds");
     assert!(
         (1..=20).contains(&retry),
-        "Retry-After {retry} with a 10 s window"
+        "requirement 5: Retry-After {retry} with a 10 s window; wanted 1 to 20 s"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), limit);
-    clock.advance(Duration::from_secs(retry));
+    let hit = hits.load(Ordering::SeqCst);
     assert_eq!(
-        get_as(&app, Some("carol")).await.status(),
+        hit, limit,
+        "requirement 5: the handler ran {hit} times; wanted {limit}"
+    );
+    clock.advance(Duration::from_secs(retry));
+    let status = get_as(&app, Some("carol")).await.status();
+    assert_eq!(
+        status,
         StatusCode::OK,
-        "allowed again after Retry-After seconds"
+        "requirement 5: {status} after waiting Retry-After ({retry} s); wanted 200"
     );
 }

@@ -27,15 +27,15 @@ const STEP: Duration = Duration::from_secs(5);
 async fn limiter(p: &Prefix, quota: Quota) -> RedisTokenBucket {
     tokio::time::timeout(STEP, RedisTokenBucket::connect(&p.url, &p.prefix, quota))
         .await
-        .expect("connect within 5 s")
-        .expect("connect to Redis")
+        .expect("requirement 6: RedisTokenBucket::connect did not finish within 5 s")
+        .expect("requirement 6: RedisTokenBucket::connect failed")
 }
 
 async fn check(limiter: &RedisTokenBucket, key: &str) -> lab::Decision {
     tokio::time::timeout(STEP, limiter.check(key))
         .await
-        .expect("a decision within 5 s")
-        .expect("Redis answers")
+        .expect("requirement 6: no decision within 5 s")
+        .expect("requirement 6: the limiter's Redis call failed")
 }
 
 fn hourly(capacity: u64) -> Quota {
@@ -53,19 +53,34 @@ async fn redis_bucket_allows_exactly_the_capacity() {
     let limiter = limiter(&p, hourly(capacity)).await;
     for i in 0..capacity {
         let d = check(&limiter, "alice").await;
-        assert!(d.allowed, "request {} of {capacity}", i + 1);
-        assert_eq!((d.limit, d.remaining), (capacity, capacity - 1 - i));
+        assert!(
+            d.allowed,
+            "requirement 6: request {} of {capacity} was refused; wanted allowed",
+            i + 1
+        );
+        assert_eq!(
+            (d.limit, d.remaining),
+            (capacity, capacity - 1 - i),
+            "requirement 6: (limit, remaining) = ({}, {}); wanted ({capacity}, {})",
+            d.limit,
+            d.remaining,
+            capacity - 1 - i
+        );
     }
     let d = check(&limiter, "alice").await;
-    assert!(!d.allowed, "request {} must be refused", capacity + 1);
+    assert!(
+        !d.allowed,
+        "requirement 6: request {} was allowed; wanted refused after {capacity}",
+        capacity + 1
+    );
     assert!(
         d.retry_after <= Duration::from_secs(3600) && d.retry_after > Duration::from_secs(3500),
-        "retry_after {:?}: about one interval of 1 h",
+        "requirement 6: retry_after {:?}; wanted about one interval of 1 h",
         d.retry_after
     );
     assert!(
         check(&limiter, "bob").await.allowed,
-        "bob has his own bucket"
+        "requirement 6: bob was refused after alice emptied her bucket; wanted his own bucket"
     );
 }
 
@@ -77,16 +92,28 @@ async fn redis_bucket_refills_over_time() {
         refill_every: Duration::from_millis(300),
     };
     let limiter = limiter(&p, quota).await;
-    assert!(check(&limiter, "k").await.allowed);
-    assert!(check(&limiter, "k").await.allowed);
+    for i in 1..=2 {
+        assert!(
+            check(&limiter, "k").await.allowed,
+            "requirement 6: request {i} of a bucket of 2 was refused; wanted allowed"
+        );
+    }
     let refused = check(&limiter, "k").await;
-    assert!(!refused.allowed);
-    assert!(refused.retry_after > Duration::ZERO && refused.retry_after <= quota.refill_every);
+    assert!(
+        !refused.allowed,
+        "requirement 6: request 3 of a bucket of 2 was allowed; wanted refused"
+    );
+    assert!(
+        refused.retry_after > Duration::ZERO && refused.retry_after <= quota.refill_every,
+        "requirement 6: retry_after {:?}; wanted in (0, {:?}]",
+        refused.retry_after,
+        quota.refill_every
+    );
     tokio::time::sleep(refused.retry_after + Duration::from_millis(50)).await;
     let d = check(&limiter, "k").await;
     assert!(
         d.allowed,
-        "allowed again after retry_after ({:?})",
+        "requirement 6: refused after waiting retry_after ({:?}) and 50 ms; wanted allowed",
         refused.retry_after
     );
 }
@@ -100,12 +127,15 @@ async fn redis_bucket_keys_expire_when_idle() {
     assert_eq!(
         keys,
         vec![format!("{}dave", p.prefix)],
-        "the bucket of client `dave` is the key <prefix>dave"
+        "requirement 6: the keys in Redis are {keys:?}; wanted only `{}dave`, the bucket of \
+         client `dave`",
+        p.prefix
     );
     let ttl: i64 = p.redis().pttl(&keys[0]).expect("PTTL");
     assert!(
         ttl > 0,
-        "an idle bucket must expire (PTTL {ttl}): set an expiry in the script"
+        "requirement 6: the bucket's PTTL is {ttl}; wanted an expiry (a positive PTTL) set in \
+         the script"
     );
 }
 
@@ -135,7 +165,8 @@ async fn racing_instances_never_exceed_the_shared_budget() {
     }
     assert_eq!(
         total, capacity,
-        "8 racing tasks on two instances: exactly the capacity passes"
+        "requirement 7: 8 racing tasks on two instances got {total} allowed; wanted exactly the \
+         capacity {capacity}"
     );
 }
 
@@ -189,16 +220,24 @@ async fn two_server_instances_share_one_redis_budget() {
         let (status, retry) = get_status(&client, servers[i as usize % 2], "erin").await;
         match status {
             StatusCode::OK => ok[i as usize % 2] += 1,
-            StatusCode::TOO_MANY_REQUESTS => assert!(retry.is_some(), "429 without Retry-After"),
-            other => panic!("unexpected status {other}"),
+            StatusCode::TOO_MANY_REQUESTS => assert!(
+                retry.is_some(),
+                "requirement 5: a 429 without Retry-After; wanted the header"
+            ),
+            other => panic!("requirement 5: status {other}; wanted 200 or 429"),
         }
     }
     assert_eq!(
         ok[0] + ok[1],
         capacity,
-        "two instances, one budget of {capacity}"
+        "requirement 7: two instances allowed {} requests ({ok:?}); wanted one budget of \
+         {capacity}",
+        ok[0] + ok[1]
     );
-    assert!(ok[0] > 0 && ok[1] > 0, "both instances served: {ok:?}");
+    assert!(
+        ok[0] > 0 && ok[1] > 0,
+        "requirement 7: the instances allowed {ok:?}; wanted both to serve some"
+    );
 
     // A concurrent burst on both servers for another client.
     let mut burst = tokio::task::JoinSet::new();
@@ -212,5 +251,9 @@ async fn two_server_instances_share_one_redis_budget() {
             passed += 1;
         }
     }
-    assert_eq!(passed, capacity, "a concurrent burst over two instances");
+    assert_eq!(
+        passed, capacity,
+        "requirement 7: a concurrent burst over two instances got {passed} through; wanted \
+         exactly {capacity}"
+    );
 }

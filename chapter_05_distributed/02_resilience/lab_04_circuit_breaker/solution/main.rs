@@ -127,9 +127,28 @@ impl Inner {
 }
 
 /// The permission to make one call, and how its outcome will be counted.
-struct Permit {
+struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
     generation: u64,
     probe: bool,
+    /// Set once the outcome is recorded.
+    counted: bool,
+}
+
+impl Drop for Permit<'_> {
+    /// A permit dropped without an outcome is a call whose future was dropped mid-flight (a
+    /// caller's timeout, an aborted task). A closed call just goes uncounted, but a probe must
+    /// give its slot back: else the half-open breaker waits for an outcome that never comes,
+    /// and refuses every call forever.
+    fn drop(&mut self) {
+        if !self.probe || self.counted {
+            return;
+        }
+        let mut inner = self.breaker.inner.lock().unwrap();
+        if inner.generation == self.generation {
+            inner.probes_started -= 1;
+        }
+    }
 }
 
 pub struct CircuitBreaker {
@@ -178,14 +197,14 @@ impl CircuitBreaker {
     {
         let permit = self.admit().ok_or(CallError::Open)?;
         // The lock is not held here: other calls proceed while this one runs. If this future
-        // is dropped mid-call (a caller's timeout), the outcome is simply never counted.
+        // is dropped mid-call, the permit's `Drop` runs instead of `record`.
         let result = call.await;
         let failed = matches!(&result, Err(e) if e.is_transient());
         self.record(permit, failed);
         result.map_err(CallError::Inner)
     }
 
-    fn admit(&self) -> Option<Permit> {
+    fn admit(&self) -> Option<Permit<'_>> {
         let mut inner = self.inner.lock().unwrap();
         let now = Instant::now();
         if inner.state == State::Open && now >= inner.opened_at + self.config.open_for {
@@ -203,12 +222,15 @@ impl CircuitBreaker {
             }
         };
         Some(Permit {
+            breaker: self,
             generation: inner.generation,
             probe,
+            counted: false,
         })
     }
 
-    fn record(&self, permit: Permit, failed: bool) {
+    fn record(&self, mut permit: Permit<'_>, failed: bool) {
+        permit.counted = true; // nothing for its `Drop` to give back
         let mut inner = self.inner.lock().unwrap();
         if failed {
             inner.metrics.failures += 1;
@@ -274,11 +296,15 @@ pub enum RetryError<E> {
 
 /// The longest wait after the `retry`-th failure (0 for the first): `min(max, base * 2^retry)`.
 pub fn backoff_cap(policy: &RetryPolicy, retry: u32) -> Duration {
-    // checked_mul and a clamped shift: 2^retry overflows long before anyone waits that long.
-    policy
-        .base_delay
-        .checked_mul(1u32 << retry.min(31))
-        .map_or(policy.max_delay, |d| d.min(policy.max_delay))
+    // In u128 nanoseconds, saturating: 2^retry overflows long before anyone waits that long,
+    // and a shift of 128 or more (None) is past any cap.
+    let factor = 1u128.checked_shl(retry).unwrap_or(u128::MAX);
+    let cap = policy.base_delay.as_nanos().saturating_mul(factor);
+    if cap >= policy.max_delay.as_nanos() {
+        policy.max_delay
+    } else {
+        u64::try_from(cap).map_or(policy.max_delay, Duration::from_nanos)
+    }
 }
 
 /// Full jitter: uniform in `[0, cap]`.

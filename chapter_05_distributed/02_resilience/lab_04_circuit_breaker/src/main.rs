@@ -1,3 +1,79 @@
+//! ## Goal
+//! Wrap an HTTP client in the two defences every service needs around its dependencies. A
+//! **retry policy**: exponential backoff with full jitter, a cap on attempts, an overall deadline
+//! that nothing may overrun, and retries only for errors that may go away (a 503, a timeout, a
+//! refused connection; never a 404). A **circuit breaker**: a state machine (closed, open,
+//! half-open) that watches the failure rate of recent calls, stops calling a dependency that is
+//! failing, and after a pause lets a few probes through to see whether it is back, recording every
+//! transition. Then you put them together as `retry(breaker(timeout(GET)))` and point the client at
+//! a real, flaky HTTP server.
+//!
+//! ## Requirements
+//! 1. Closed, the breaker counts the outcomes of the last `window` calls and opens as soon as it
+//!    holds at least `min_calls` of them and `failures / outcomes >= failure_rate`. Errors that are
+//!    not transient (`Transient::is_transient` is false) count as successes and are returned as
+//!    they are (`CallError::Inner`).
+//! 2. Open, it refuses every call with `CallError::Open` without making it, and counts the refusal.
+//! 3. The first call at least `open_for` after the breaker opened turns it half-open and is let
+//!    through as a probe; at most `half_open_probes` probes run, others are refused. When that many
+//!    probes succeed the breaker closes with a fresh window; one failed probe opens it again for
+//!    another `open_for`. A probe whose future is dropped before it finishes (a caller's timeout)
+//!    gives its slot back, and a call admitted before a transition that finishes after it does not
+//!    count in the new state.
+//! 4. `metrics()` returns the counts of successes, failures and refusals, and every transition in
+//!    order with its time (`tokio::time::Instant`).
+//! 5. `retry(policy, attempt)` calls `attempt(0)`, `attempt(1)`, ... and returns the first success,
+//!    `Fatal(e)` at once for an error that is not transient, or `Exhausted { attempts, last }` after
+//!    `max_attempts`.
+//! 6. Between attempts it waits a random duration in `[0, backoff_cap(n)]` (full jitter), where
+//!    `backoff_cap(n) = min(max_delay, base_delay * 2^n)` (without overflow for any `n`).
+//! 7. Everything ends within `deadline` of the first attempt: an attempt still running is cut off
+//!    at the deadline (`DeadlineExceeded`), and a wait that would end past it is not started
+//!    (`DeadlineExceeded` at once, with the last error).
+//! 8. `ResilientClient::get(url)` returns the body of a 2xx answer, retries 5xx, 429, timeouts and
+//!    transport errors, and returns a 404 (or any other status) at once without retrying.
+//! 9. The client's breaker sees each attempt: once it opens, no request reaches the upstream
+//!    (`HttpError::BreakerOpen`, not retried); once `open_for` has passed, successful probes
+//!    close it again.
+//! 10. Each attempt is limited to the attempt timeout, inside the breaker (a timeout is a
+//!     transient failure the breaker counts), and the whole call to the policy's deadline, even
+//!     against an upstream that takes 10 s to answer.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 5.4    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: Closed, the breaker counts the outcomes of the last `window` calls and
+//!   opens as soon as it holds at least `min_calls` of them and `failures / outcomes >=
+//!   failure_rate`
+//! - [ ] Requirement 2: Open, it refuses every call with `CallError::Open` without making it, and
+//!   counts the refusal
+//! - [ ] Requirement 3: The first call at least `open_for` after the breaker opened turns it
+//!   half-open and is let through as a probe; at most `half_open_probes` probes run, others are
+//!   refused
+//! - [ ] Requirement 4: `metrics()` returns the counts of successes, failures and refusals, and
+//!   every transition in order with its time (`tokio::time::Instant`)
+//! - [ ] Requirement 5: `retry(policy, attempt)` calls `attempt(0)`, `attempt(1)`,
+//! - [ ] Requirement 6: Between attempts it waits a random duration in `[0, backoff_cap(n)]` (full
+//!   jitter), where `backoff_cap(n) = min(max_delay, base_delay * 2^n)` (without overflow for any
+//!   `n`)
+//! - [ ] Requirement 7: Everything ends within `deadline` of the first attempt: an attempt still
+//!   running is cut off at the deadline (`DeadlineExceeded`), and a wait that would end past it is
+//!   not started (`DeadlineExceeded` at once, with the last error)
+//! - [ ] Requirement 8: `ResilientClient::get(url)` returns the body of a 2xx answer, retries 5xx,
+//!   429, timeouts and transport errors, and returns a 404 (or any other status) at once without
+//!   retrying
+//! - [ ] Requirement 9: The client's breaker sees each attempt: once it opens, no request reaches
+//!   the upstream (`HttpError::BreakerOpen`, not retried); once `open_for` has passed, successful
+//!   probes close it again
+//! - [ ] Requirement 10: Each attempt is limited to the attempt timeout, inside the breaker (a
+//!   timeout is a transient failure the breaker counts), and the whole call to the policy's
+//!   deadline, even against an upstream that takes 10 s to answer
+//!
+//! ## Notes
+//!
 //! A circuit breaker and retries with backoff, wrapped around an HTTP client.
 //!
 //! `circuit_breaker <url> [calls]` calls `url` a number of times through the resilient client

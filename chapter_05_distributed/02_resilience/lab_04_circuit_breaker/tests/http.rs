@@ -104,7 +104,7 @@ fn quick_retries(max_attempts: u32) -> RetryPolicy {
 async fn fetch(client: &ResilientClient, url: String) -> Result<String, RetryError<HttpError>> {
     tokio::time::timeout(Duration::from_secs(20), client.get(&url))
         .await
-        .expect("ResilientClient::get must respect its deadline")
+        .expect("requirement 10: ResilientClient::get took more than 20 s; wanted it to respect its deadline")
 }
 
 // Requirement 8: the client retries transient failures (503) and not client errors (404).
@@ -115,11 +115,17 @@ async fn client_retries_a_flaky_upstream_until_it_answers() {
     upstream.failures_left.store(k, Ordering::SeqCst);
     let client = ResilientClient::new(lenient_breaker(), quick_retries(5), Duration::from_secs(5));
     let body = fetch(&client, format!("http://{addr}/flaky")).await;
-    assert_eq!(body, Ok("ok".to_string()));
     assert_eq!(
-        upstream.hits.load(Ordering::SeqCst),
+        body,
+        Ok("ok".to_string()),
+        "requirement 8: an upstream failing {k} times then answering gave {body:?}; wanted the body"
+    );
+    let hits = upstream.hits.load(Ordering::SeqCst);
+    assert_eq!(
+        hits,
         k + 1,
-        "{k} failures, then one success"
+        "requirement 8: the upstream saw {hits} requests; wanted {} ({k} failures, then one success)",
+        k + 1
     );
 }
 
@@ -137,18 +143,21 @@ async fn client_does_not_retry_client_errors() {
         let result = fetch(&client, format!("http://{addr}/missing")).await;
         assert_eq!(
             result,
-            Err(RetryError::Fatal(HttpError::Status(StatusCode::NOT_FOUND)))
+            Err(RetryError::Fatal(HttpError::Status(StatusCode::NOT_FOUND))),
+            "requirement 8: a 404 gave {result:?}; wanted Fatal(Status(404)) at once"
         );
+        let hits = upstream.hits.load(Ordering::SeqCst);
         assert_eq!(
-            upstream.hits.load(Ordering::SeqCst),
-            i,
-            "a 404 is not retried"
+            hits, i,
+            "requirement 8: {i} calls to a 404 made {hits} requests; wanted {i}: a 404 is not \
+             retried"
         );
     }
+    let state = client.breaker().state();
     assert_eq!(
-        client.breaker().state(),
+        state,
         State::Closed,
-        "404s do not open the breaker"
+        "requirement 8: ten 404s left the breaker {state:?}; wanted Closed"
     );
 }
 
@@ -167,9 +176,15 @@ async fn client_gives_up_after_max_attempts_on_a_failing_upstream() {
         Err(RetryError::Exhausted {
             attempts: max,
             last: HttpError::Status(StatusCode::SERVICE_UNAVAILABLE)
-        })
+        }),
+        "requirement 8: an upstream answering 503 gave {result:?}; wanted Exhausted after {max} \
+         attempts with the last 503"
     );
-    assert_eq!(upstream.hits.load(Ordering::SeqCst), max as u64);
+    let hits = upstream.hits.load(Ordering::SeqCst);
+    assert_eq!(
+        hits, max as u64,
+        "requirement 8: the upstream saw {hits} requests; wanted max_attempts = {max}"
+    );
 }
 
 // Requirement 9: once open, the breaker keeps every request away from the upstream.
@@ -188,23 +203,37 @@ async fn open_breaker_keeps_requests_away_from_the_upstream() {
     for _ in 0..4 {
         let _ = fetch(&client, url.clone()).await;
     }
-    assert_eq!(client.breaker().state(), State::Open, "4 failures out of 4");
-    assert_eq!(upstream.hits.load(Ordering::SeqCst), 4);
+    let state = client.breaker().state();
+    assert_eq!(
+        state,
+        State::Open,
+        "requirement 9: 4 failures out of 4 left the breaker {state:?}; wanted Open"
+    );
+    let hits = upstream.hits.load(Ordering::SeqCst);
+    assert_eq!(
+        hits, 4,
+        "requirement 9: 4 calls with 1 attempt each made {hits} requests; wanted 4"
+    );
     let n = rand::rng().random_range(5..30);
     for _ in 0..n {
         let result = fetch(&client, url.clone()).await;
         assert_eq!(
             result,
             Err(RetryError::Fatal(HttpError::BreakerOpen)),
-            "an open breaker refuses at once, and that is not retried"
+            "requirement 9: a call through an open breaker gave {result:?}; wanted \
+             Fatal(BreakerOpen), refused at once and not retried"
         );
     }
+    let hits = upstream.hits.load(Ordering::SeqCst) - 4;
     assert_eq!(
-        upstream.hits.load(Ordering::SeqCst),
-        4,
-        "no request reached the upstream while open"
+        hits, 0,
+        "requirement 9: {hits} requests reached the upstream while the breaker was open; wanted 0"
     );
-    assert_eq!(client.breaker().metrics().rejected, n);
+    let rejected = client.breaker().metrics().rejected;
+    assert_eq!(
+        rejected, n,
+        "requirement 9: the breaker counted {rejected} refusals; wanted {n}"
+    );
 }
 
 #[tokio::test]
@@ -221,25 +250,38 @@ async fn breaker_recovers_through_half_open() {
     let url = format!("http://{addr}/switch");
     let _ = fetch(&client, url.clone()).await;
     let _ = fetch(&client, url.clone()).await;
-    assert_eq!(client.breaker().state(), State::Open);
+    let state = client.breaker().state();
+    assert_eq!(
+        state,
+        State::Open,
+        "requirement 9: 2 failures of 2 (min_calls 2) left the breaker {state:?}; wanted Open"
+    );
     upstream.healthy.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await; // longer than open_for
+    let first = fetch(&client, url.clone()).await;
     assert_eq!(
-        fetch(&client, url.clone()).await,
+        first,
         Ok("ok".to_string()),
-        "first probe"
+        "requirement 9: the first probe after open_for gave {first:?}; wanted the body"
     );
+    let state = client.breaker().state();
     assert_eq!(
-        client.breaker().state(),
+        state,
         State::HalfOpen,
-        "one of two probes succeeded"
+        "requirement 9: one of two probes succeeded and the breaker is {state:?}; wanted HalfOpen"
     );
+    let second = fetch(&client, url.clone()).await;
     assert_eq!(
-        fetch(&client, url.clone()).await,
+        second,
         Ok("ok".to_string()),
-        "second probe"
+        "requirement 9: the second probe gave {second:?}; wanted the body"
     );
-    assert_eq!(client.breaker().state(), State::Closed);
+    let state = client.breaker().state();
+    assert_eq!(
+        state,
+        State::Closed,
+        "requirement 9: two successful probes of two left the breaker {state:?}; wanted Closed"
+    );
     let transitions: Vec<_> = client
         .breaker()
         .metrics()
@@ -253,7 +295,8 @@ async fn breaker_recovers_through_half_open() {
             (State::Closed, State::Open),
             (State::Open, State::HalfOpen),
             (State::HalfOpen, State::Closed)
-        ]
+        ],
+        "requirement 4: transitions {transitions:?}; wanted Closed -> Open -> HalfOpen -> Closed"
     );
 }
 
@@ -277,14 +320,62 @@ async fn slow_upstream_is_cut_off_by_timeouts_and_the_deadline() {
             last: HttpError::Timeout,
             ..
         }) => {}
-        other => panic!("a 10 s upstream with a 600 ms deadline: got {other:?}"),
+        other => panic!(
+            "requirement 10: a 10 s upstream with a 600 ms deadline gave {other:?}; wanted \
+             DeadlineExceeded or Exhausted with a Timeout"
+        ),
     }
     assert!(
         took < Duration::from_secs(5),
-        "took {took:?}: the deadline was 600 ms"
+        "requirement 10: the call took {took:?}; wanted it cut off near the 600 ms deadline"
     );
     assert!(
         upstream.hits.load(Ordering::SeqCst) >= 2,
-        "each 150 ms timeout is a transient failure: the client must retry"
+        "requirement 10: the slow upstream saw {} requests; wanted at least 2: each 150 ms \
+         timeout is a transient failure, retried",
+        upstream.hits.load(Ordering::SeqCst)
+    );
+}
+
+// Requirement 10 with requirement 9: the attempt timeout sits inside the breaker, so a slow
+// upstream is a failing one. A timeout wrapped around the breaker drops the call's future and
+// the breaker never hears of it.
+#[tokio::test]
+async fn timeouts_count_as_breaker_failures() {
+    let (addr, upstream) = start_upstream().await;
+    let attempts = rand::rng().random_range(2..5);
+    let breaker = BreakerConfig {
+        window: attempts as usize,
+        min_calls: attempts as usize,
+        failure_rate: 1.0,
+        open_for: Duration::from_secs(60),
+        half_open_probes: 1,
+    };
+    let client = ResilientClient::new(breaker, quick_retries(attempts), Duration::from_millis(100));
+    let result = fetch(&client, format!("http://{addr}/slow")).await;
+    assert!(
+        matches!(
+            result,
+            Err(RetryError::Exhausted {
+                last: HttpError::Timeout,
+                ..
+            })
+        ),
+        "requirement 10: {attempts} attempts at a 10 s upstream with a 100 ms attempt timeout \
+         gave {result:?}; wanted Exhausted with a Timeout"
+    );
+    let hits = upstream.hits.load(Ordering::SeqCst);
+    let metrics = client.breaker().metrics();
+    assert!(
+        metrics.failures == attempts as u64,
+        "requirement 9: {hits} requests timed out but the breaker counted {} failures; wanted \
+         {attempts} (put the timeout inside the breaker's call)",
+        metrics.failures
+    );
+    let state = client.breaker().state();
+    assert!(
+        state == State::Open,
+        "requirement 9: {attempts} timeouts out of {attempts} calls left the breaker {state:?}; \
+         wanted Open"
     );
 }

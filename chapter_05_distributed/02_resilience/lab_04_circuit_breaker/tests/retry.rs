@@ -63,8 +63,18 @@ async fn run(
 async fn retry_returns_the_first_success() {
     let k = rand::rng().random_range(0..5);
     let (result, starts) = run(policy(), Some(k)).await;
-    assert_eq!(result, Ok(k), "attempt {k} succeeds");
-    assert_eq!(starts.len() as u32, k + 1, "no attempt after the success");
+    assert_eq!(
+        result,
+        Ok(k),
+        "requirement 5: retry returned {result:?}; wanted Ok({k}), attempt {k}'s success"
+    );
+    assert_eq!(
+        starts.len() as u32,
+        k + 1,
+        "requirement 5: {} attempts made; wanted {}, none after the success",
+        starts.len(),
+        k + 1
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -87,9 +97,15 @@ async fn retry_gives_up_after_max_attempts() {
                 attempt: max - 1
             }
         }),
-        "the last attempt's error"
+        "requirement 5: retry returned {result:?}; wanted Exhausted after {max} attempts with \
+         the last attempt's error"
     );
-    assert_eq!(starts.len() as u32, max);
+    assert_eq!(
+        starts.len() as u32,
+        max,
+        "requirement 5: {} attempts made; wanted max_attempts = {max}",
+        starts.len()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,12 +128,15 @@ async fn retry_never_retries_a_fatal_error() {
         Err(RetryError::Fatal(Failure {
             transient: false,
             attempt: fatal_at
-        }))
+        })),
+        "requirement 5: retry returned {result:?}; wanted Fatal with attempt {fatal_at}'s error"
     );
+    let calls = *calls.lock().unwrap();
     assert_eq!(
-        *calls.lock().unwrap(),
+        calls,
         fatal_at + 1,
-        "no attempt after a fatal error"
+        "requirement 5: {calls} attempts made; wanted {}, none after the fatal error",
+        fatal_at + 1
     );
 }
 
@@ -125,24 +144,42 @@ async fn retry_never_retries_a_fatal_error() {
 // [0, min(max_delay, base_delay * 2^n)].
 #[test]
 fn backoff_caps_double_up_to_max_delay() {
-    let base = Duration::from_millis(rand::rng().random_range(1..100));
-    let max = base * rand::rng().random_range(3..200);
-    let p = RetryPolicy {
-        base_delay: base,
-        max_delay: max,
-        ..policy()
-    };
-    for n in 0..200u32 {
-        let expected = if n < 32 {
-            (base * 2u32.pow(n.min(31))).min(max)
-        } else {
-            max
+    let mut rng = rand::rng();
+    // Milliseconds with a nearby cap, and nanoseconds with a cap centuries away: there the
+    // doubling goes on well past 2^32 before it reaches the cap.
+    let cases = [
+        (
+            Duration::from_millis(rng.random_range(1..100)),
+            rng.random_range(3..200u64),
+        ),
+        (
+            Duration::from_nanos(rng.random_range(1..1000)),
+            rng.random_range(1u64 << 40..1 << 50),
+        ),
+    ];
+    for (base, times) in cases {
+        let max = Duration::from_nanos(base.as_nanos() as u64 * times);
+        let p = RetryPolicy {
+            base_delay: base,
+            max_delay: max,
+            ..policy()
         };
-        assert_eq!(
-            lab::backoff_cap(&p, n),
-            expected,
-            "cap of wait {n} (base {base:?}, max {max:?})"
-        );
+        for n in (0..200u32).chain([1000, u32::MAX]) {
+            // min(max, base * 2^n), computed exactly in u128.
+            let exact = 1u128
+                .checked_shl(n)
+                .map_or(u128::MAX, |f| base.as_nanos().saturating_mul(f));
+            let expected = if exact >= max.as_nanos() {
+                max
+            } else {
+                Duration::from_nanos(exact as u64)
+            };
+            let got = lab::backoff_cap(&p, n);
+            assert!(
+                got == expected,
+                "requirement 6: backoff_cap(n = {n}) with base {base:?} and max {max:?} is                  {got:?}; wanted min(max, base * 2^n) = {expected:?}"
+            );
+        }
     }
 }
 
@@ -159,11 +196,19 @@ async fn waits_are_fully_jittered_within_the_cap() {
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); 5];
     for _ in 0..runs {
         let (_, starts) = run(p, None).await;
-        assert_eq!(starts.len(), 6);
+        assert_eq!(
+            starts.len(),
+            6,
+            "requirement 5: {} attempts made; wanted max_attempts = 6",
+            starts.len()
+        );
         for n in 0..5 {
             let wait = starts[n + 1] - starts[n];
             let cap = lab::backoff_cap(&p, n as u32);
-            assert!(wait <= cap, "wait {n} was {wait:?}, above its cap {cap:?}");
+            assert!(
+                wait <= cap,
+                "requirement 6: wait {n} was {wait:?}; wanted at most its cap {cap:?}"
+            );
             ratios[n].push(wait.as_secs_f64() / cap.as_secs_f64());
         }
     }
@@ -171,15 +216,16 @@ async fn waits_are_fully_jittered_within_the_cap() {
     let mean = all.iter().sum::<f64>() / all.len() as f64;
     assert!(
         (0.4..0.6).contains(&mean),
-        "full jitter waits a uniform fraction of the cap, 0.5 on average; measured {mean:.3} \
-         (1.0 is no jitter, 0.75 is 'equal jitter')"
+        "requirement 6: the waits averaged {mean:.3} of their cap; wanted 0.4 to 0.6: full \
+         jitter waits a uniform fraction of the cap (1.0 is no jitter, 0.75 is 'equal jitter')"
     );
     for (n, r) in ratios.iter().enumerate() {
         let top = r.iter().copied().fold(0.0, f64::max);
         let low = r.iter().copied().fold(1.0, f64::min);
         assert!(
             top > 0.9 && low < 0.1,
-            "wait {n} must range over [0, cap]: saw {low:.3}..{top:.3} of the cap"
+            "requirement 6: wait {n} ranged over {low:.3}..{top:.3} of its cap in {runs} runs; \
+             wanted below 0.1 and above 0.9: uniform over [0, cap]"
         );
     }
 }
@@ -202,12 +248,15 @@ async fn retry_stops_a_hanging_call_at_the_deadline() {
         Err(RetryError::DeadlineExceeded {
             attempts: 1,
             last: None
-        })
+        }),
+        "requirement 7: a hanging attempt gave {result:?}; wanted DeadlineExceeded after 1 \
+         attempt, no error"
     );
     let took = start.elapsed();
     assert!(
         took >= deadline && took < deadline + Duration::from_millis(2),
-        "cut off at the deadline ({deadline:?}), not after {took:?}"
+        "requirement 7: the hanging attempt was cut off after {took:?}; wanted at the deadline \
+         {deadline:?}"
     );
 }
 
@@ -235,21 +284,28 @@ async fn retry_never_exceeds_the_deadline() {
         let took = start.elapsed();
         assert!(
             took <= p.deadline,
-            "{p:?} with {slowness} ms attempts took {took:?}: past the deadline"
+            "requirement 7: {p:?} with {slowness} ms attempts took {took:?}; wanted at most the \
+             deadline"
         );
         if let Err(RetryError::DeadlineExceeded { attempts, .. }) = result {
             stopped_by_deadline += 1;
-            assert!(attempts >= 1);
+            assert!(
+                attempts >= 1,
+                "requirement 7: DeadlineExceeded after {attempts} attempts; wanted at least 1"
+            );
         } else {
             assert!(
                 matches!(result, Err(RetryError::Exhausted { attempts, .. }) if attempts == p.max_attempts),
-                "{p:?}: {result:?}"
+                "requirement 5: {p:?} gave {result:?}; wanted DeadlineExceeded or Exhausted after \
+                 {} attempts",
+                p.max_attempts
             );
         }
     }
     assert!(
         stopped_by_deadline > 30,
-        "the deadline should have stopped many of these runs"
+        "requirement 7: the deadline stopped {stopped_by_deadline} of 300 runs; wanted more \
+         than 30"
     );
 }
 
@@ -268,27 +324,41 @@ async fn retry_does_not_sleep_past_the_deadline() {
         let start = Instant::now();
         let (result, starts) = run(p, None).await;
         let took = start.elapsed();
-        assert!(took <= p.deadline, "took {took:?} with a deadline of 1 s");
+        assert!(
+            took <= p.deadline,
+            "requirement 7: retry took {took:?}; wanted at most the 1 s deadline: a wait that \
+             would end past it is not started"
+        );
         match result {
             Err(RetryError::DeadlineExceeded {
                 attempts,
                 last: Some(last),
             }) => {
-                assert_eq!(attempts as usize, starts.len());
+                assert_eq!(
+                    attempts as usize,
+                    starts.len(),
+                    "requirement 7: DeadlineExceeded says {attempts} attempts; wanted the {} made",
+                    starts.len()
+                );
                 assert_eq!(
                     last.attempt,
                     attempts - 1,
-                    "the last error is the last attempt's"
+                    "requirement 7: the last error is attempt {}'s; wanted attempt {}'s",
+                    last.attempt,
+                    attempts - 1
                 );
                 if took < p.deadline {
                     early += 1;
                 }
             }
-            other => panic!("expected DeadlineExceeded with the last error, got {other:?}"),
+            other => panic!(
+                "requirement 7: retry gave {other:?}; wanted DeadlineExceeded with the last error"
+            ),
         }
     }
     assert!(
         early > 40,
-        "a wait that would end past the deadline is not started ({early}/50 early)"
+        "requirement 7: {early} of 50 runs gave up before the deadline; wanted more than 40: a \
+         wait that would end past it is not started"
     );
 }

@@ -1,3 +1,53 @@
+//! ## Goal
+//! Read and write the headers every packet on your machine carries (Ethernet II, IPv4, UDP, TCP,
+//! ICMP echo) with nothing but slices, shifts and masks. You build the two layers smoltcp uses in
+//! `src/wire/`: a *view* (`Ipv4Packet<T: AsRef<[u8]>>`) that checks lengths once and then reads
+//! big-endian fields at named offsets without ever panicking, and a *repr* (`Ipv4Repr`) that emits
+//! a header into a buffer, computing lengths and RFC 1071 checksums (with the TCP/UDP pseudo-header).
+//! The next two labs put these bytes on the wire.
+//!
+//! ## Requirements
+//! 1. `checksum`, `sum_words`, `fold`: the RFC 1071 Internet checksum, odd lengths padded with a
+//!    zero byte; `transport_checksum` adds the IPv4 pseudo-header (source, destination, zero,
+//!    protocol, segment length) for TCP and UDP.
+//! 2. `EthernetRepr`, `Ipv4Repr`, `UdpRepr`, `TcpRepr`, `IcmpEchoRepr` emit their header (and, for
+//!    UDP/TCP/ICMP, the payload) into a buffer: big-endian fields, IHL and TCP data offset in 32-bit
+//!    words, flags and fragment offset packed into one 16-bit word, checksums filled in, and return
+//!    the number of bytes written.
+//! 3. The views (`EthernetFrame`, `Ipv4Packet`, `UdpPacket`, `TcpPacket`, `IcmpPacket`) read every
+//!    field back; `verify_checksum` recomputes the checksum, so a packet with one bit flipped or
+//!    its checksum zeroed fails it (only UDP gives a zero checksum a meaning: "none"). The IPv4
+//!    payload ends at the total length, not at the end of the buffer (Ethernet pads short frames).
+//!    Frames you build are read identically by an independent parser (etherparse), and frames it
+//!    builds are read identically by yours.
+//! 4. `new_checked` rejects short buffers with `WireError::Truncated` and impossible fields
+//!    (version not 4, IHL < 5, total length below the header, UDP length < 8, TCP data offset < 5)
+//!    with an error; once a view exists, no accessor can panic, whatever the bytes. `emit` into a
+//!    buffer that is too small is an error, not a panic.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.1    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `checksum`, `sum_words`, `fold`: the RFC 1071 Internet checksum, odd
+//!   lengths padded with a zero byte; `transport_checksum` adds the IPv4 pseudo-header (source,
+//!   destination, zero, protocol, segment length) for TCP and UDP
+//! - [ ] Requirement 2: `EthernetRepr`, `Ipv4Repr`, `UdpRepr`, `TcpRepr`, `IcmpEchoRepr` emit their
+//!   header (and, for UDP/TCP/ICMP, the payload) into a buffer: big-endian fields, IHL and TCP data
+//!   offset in 32-bit words, flags and fragment offset packed into one 16-bit word, checksums
+//!   filled in, and return the number of bytes written
+//! - [ ] Requirement 3: The views (`EthernetFrame`, `Ipv4Packet`, `UdpPacket`, `TcpPacket`,
+//!   `IcmpPacket`) read every field back; `verify_checksum` recomputes the checksum, so a packet
+//!   with one bit flipped or its checksum zeroed fails it (only UDP gives a zero checksum a
+//!   meaning: "none")
+//! - [ ] Requirement 4: `new_checked` rejects short buffers with `WireError::Truncated` and
+//!   impossible fields (version not 4, IHL < 5, total length below the header, UDP length < 8, TCP
+//!   data offset < 5) with an error; once a view exists, no accessor can panic, whatever the bytes
+//!
+//! ## Notes
+//!
 //! Packet headers by hand: Ethernet II, IPv4, UDP, TCP and ICMP echo, parsed from `&[u8]` and
 //! built into a buffer, with the RFC 1071 Internet checksum.
 //!

@@ -54,21 +54,55 @@ const CAPTURED_IPV4: [u8; 20] = [
 fn checksum_matches_the_rfc_1071_example() {
     // RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2; the checksum is !ddf2.
     let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-    assert_eq!(lab::fold(lab::sum_words(0, &data)), 0xddf2);
-    assert_eq!(lab::checksum(&data), 0x220d);
+    assert_eq!(
+        lab::fold(lab::sum_words(0, &data)),
+        0xddf2,
+        "requirement 1: `lab::fold(lab::sum_words(0, &data))` (left) must equal `0xddf2` (right)"
+    );
+    assert_eq!(
+        lab::checksum(&data),
+        0x220d,
+        "requirement 1: `lab::checksum(&data)` (left) must equal `0x220d` (right)"
+    );
+    // Folding one carry can make another: ffff + ffff + 0001 = 1_ffff, folded 1_0000, then 1.
+    for (sum, folded) in [
+        (0x1_ffff, 0x0001),
+        (0xffff_ffff, 0xffff),
+        (0x2_fffd, 0xffff),
+    ] {
+        let got = lab::fold(sum);
+        assert_eq!(
+            got, folded,
+            "requirement 1: fold({sum:#x}) gave {got:#x}; wanted {folded:#x} (add the carries \
+             back until none is left)"
+        );
+    }
+    let got = lab::checksum(&[0xff, 0xff, 0xff, 0xff, 0x00, 0x01]);
+    assert_eq!(
+        got, 0xfffe,
+        "requirement 1: checksum of ff ff ff ff 00 01 (two carries to fold) gave {got:#x}"
+    );
 }
 
 #[test]
 fn checksum_pads_odd_lengths_with_a_zero_byte() {
-    assert_eq!(lab::checksum(&[0x01]), 0xfeff);
-    assert_eq!(lab::checksum(&[0x00, 0x01, 0xf2]), !0xf201);
+    assert_eq!(
+        lab::checksum(&[0x01]),
+        0xfeff,
+        "requirement 1: `lab::checksum(&[0x01])` (left) must equal `0xfeff` (right)"
+    );
+    assert_eq!(
+        lab::checksum(&[0x00, 0x01, 0xf2]),
+        !0xf201,
+        "requirement 1: `lab::checksum(&[0x00, 0x01, 0xf2])` (left) must equal `!0xf201` (right)"
+    );
     let mut rng = rand::rng();
     for _ in 0..500 {
         let data = random_bytes(rng.random_range(0..3000));
         assert_eq!(
             lab::checksum(&data),
             reference_checksum(&data),
-            "len {}",
+            "requirement 1: len {}",
             data.len()
         );
     }
@@ -79,25 +113,63 @@ fn ipv4_checksum_matches_a_captured_header() {
     assert_eq!(
         lab::checksum(&CAPTURED_IPV4),
         0,
-        "a correct header sums to 0xffff"
+        "requirement 1 and 3: a correct header sums to 0xffff"
     );
     let mut zeroed = CAPTURED_IPV4;
     zeroed[10] = 0;
     zeroed[11] = 0;
-    assert_eq!(lab::checksum(&zeroed), 0xb861);
+    assert_eq!(
+        lab::checksum(&zeroed),
+        0xb861,
+        "requirement 1 and 3: `lab::checksum(&zeroed)` (left) must equal `0xb861` (right)"
+    );
 
     let mut packet = CAPTURED_IPV4.to_vec();
     packet.resize(0x73, 0);
     let ip = Ipv4Packet::new_checked(&packet[..]).expect("valid header");
-    assert_eq!(ip.version(), 4);
-    assert_eq!(ip.header_len(), 20);
-    assert_eq!(ip.total_len(), 0x73);
-    assert!(ip.dont_fragment() && !ip.more_fragments());
-    assert_eq!((ip.ttl(), ip.protocol(), ip.checksum()), (64, 17, 0xb861));
-    assert_eq!(ip.src(), Ipv4Addr::new(192, 168, 0, 1));
-    assert_eq!(ip.dst(), Ipv4Addr::new(192, 168, 0, 199));
-    assert_eq!(ip.payload().len(), 0x73 - 20);
-    assert!(ip.verify_checksum());
+    assert_eq!(
+        ip.version(),
+        4,
+        "requirement 1 and 3: `ip.version()` (left) must equal `4` (right)"
+    );
+    assert_eq!(
+        ip.header_len(),
+        20,
+        "requirement 1 and 3: `ip.header_len()` (left) must equal `20` (right)"
+    );
+    assert_eq!(
+        ip.total_len(),
+        0x73,
+        "requirement 1 and 3: `ip.total_len()` (left) must equal `0x73` (right)"
+    );
+    assert!(
+        ip.dont_fragment() && !ip.more_fragments(),
+        "requirement 1 and 3: `ip.dont_fragment() && !ip.more_fragments()` is false"
+    );
+    assert_eq!(
+        (ip.ttl(), ip.protocol(), ip.checksum()),
+        (64, 17, 0xb861),
+        "requirement 1 and 3: `(ip.ttl(), ip.protocol(), ip.checksum())` (left) must equal `(64, 17, 0xb861)` (right)"
+    );
+    assert_eq!(
+        ip.src(),
+        Ipv4Addr::new(192, 168, 0, 1),
+        "requirement 1 and 3: `ip.src()` (left) must equal `Ipv4Addr::new(192, 168, 0, 1)` (right)"
+    );
+    assert_eq!(
+        ip.dst(),
+        Ipv4Addr::new(192, 168, 0, 199),
+        "requirement 1 and 3: `ip.dst()` (left) must equal `Ipv4Addr::new(192, 168, 0, 199)` (right)"
+    );
+    assert_eq!(
+        ip.payload().len(),
+        0x73 - 20,
+        "requirement 1 and 3: `ip.payload().len()` (left) must equal `0x73 - 20` (right)"
+    );
+    assert!(
+        ip.verify_checksum(),
+        "requirement 1 and 3: `ip.verify_checksum()` is false"
+    );
 }
 
 #[test]
@@ -111,14 +183,21 @@ fn transport_checksums_cover_the_pseudo_header() {
     }
     .emit(&mut buf, src, dst, &payload)
     .unwrap();
-    assert_eq!(len, buf.len());
+    assert_eq!(
+        len,
+        buf.len(),
+        "requirement 1: `len` (left) must equal `buf.len()` (right)"
+    );
     let udp = UdpPacket::new_checked(&buf[..]).unwrap();
-    assert!(udp.verify_checksum(src, dst));
+    assert!(
+        udp.verify_checksum(src, dst),
+        "requirement 1: `udp.verify_checksum(src, dst)` is false"
+    );
     // The same bytes between other addresses must not verify: the addresses are summed too.
     let other = Ipv4Addr::from(u32::from(src) ^ 0x0100_0000);
     assert!(
         !udp.verify_checksum(other, dst),
-        "source address not in the checksum"
+        "requirement 1: source address not in the checksum"
     );
 
     let ph = etherparse::UdpHeader {
@@ -130,11 +209,15 @@ fn transport_checksums_cover_the_pseudo_header() {
     let expected = ph
         .calc_checksum_ipv4_raw(src.octets(), dst.octets(), &payload)
         .unwrap();
-    assert_eq!(udp.checksum(), expected);
+    assert_eq!(
+        udp.checksum(),
+        expected,
+        "requirement 1: `udp.checksum()` (left) must equal `expected` (right)"
+    );
     assert_eq!(
         lab::transport_checksum(src, dst, lab::PROTO_UDP, &buf),
         0,
-        "a filled-in segment verifies to 0"
+        "requirement 1: a filled-in segment verifies to 0"
     );
 }
 
@@ -187,7 +270,7 @@ fn build(eth: &EthernetRepr, ip: &mut Ipv4Repr, transport: &Transport, payload: 
     ip.payload_len = header + payload.len();
     let mut frame = vec![0xAAu8; 14 + ip.header_len() + ip.payload_len];
     let mut at = eth.emit(&mut frame).unwrap();
-    assert_eq!(at, 14);
+    assert_eq!(at, 14, "requirement 2: `at` (left) must equal `14` (right)");
     at += ip.emit(&mut frame[at..]).unwrap();
     let rest = &mut frame[at..];
     let written = match transport {
@@ -199,7 +282,7 @@ fn build(eth: &EthernetRepr, ip: &mut Ipv4Repr, transport: &Transport, payload: 
     assert_eq!(
         at + written,
         frame.len(),
-        "emit must return the bytes it wrote"
+        "requirement 2: emit must return the bytes it wrote"
     );
     frame
 }
@@ -218,77 +301,164 @@ fn check_against_etherparse(
     };
     assert_eq!(
         (e.destination, e.source, e.ether_type.0),
-        (eth.dst, eth.src, eth.ethertype)
+        (eth.dst, eth.src, eth.ethertype),
+        "requirement 2 (etherparse reads the frame): `(e.destination, e.source, e.ether_type.0)` (left) must equal `(eth.dst, eth.src, eth.ethertype)` (right)"
     );
     let Some(NetHeaders::Ipv4(h, _)) = parsed.net else {
         panic!("no IPv4 header")
     };
-    assert_eq!(h.dscp.value(), ip.dscp);
-    assert_eq!(h.ecn.value(), ip.ecn);
-    assert_eq!(h.identification, ip.ident);
-    assert_eq!(h.dont_fragment, ip.dont_fragment);
-    assert_eq!(h.more_fragments, ip.more_fragments);
-    assert_eq!(h.fragment_offset.value(), ip.frag_offset);
-    assert_eq!(h.time_to_live, ip.ttl);
-    assert_eq!(h.protocol.0, ip.protocol);
-    assert_eq!(h.source, ip.src.octets());
-    assert_eq!(h.destination, ip.dst.octets());
-    assert_eq!(h.options.as_slice(), &ip.options[..]);
-    assert_eq!(usize::from(h.total_len), ip.header_len() + ip.payload_len);
+    assert_eq!(
+        h.dscp.value(),
+        ip.dscp,
+        "requirement 2 (etherparse reads the frame): `h.dscp.value()` (left) must equal `ip.dscp` (right)"
+    );
+    assert_eq!(
+        h.ecn.value(),
+        ip.ecn,
+        "requirement 2 (etherparse reads the frame): `h.ecn.value()` (left) must equal `ip.ecn` (right)"
+    );
+    assert_eq!(
+        h.identification, ip.ident,
+        "requirement 2 (etherparse reads the frame): `h.identification` (left) must equal `ip.ident` (right)"
+    );
+    assert_eq!(
+        h.dont_fragment, ip.dont_fragment,
+        "requirement 2 (etherparse reads the frame): `h.dont_fragment` (left) must equal `ip.dont_fragment` (right)"
+    );
+    assert_eq!(
+        h.more_fragments, ip.more_fragments,
+        "requirement 2 (etherparse reads the frame): `h.more_fragments` (left) must equal `ip.more_fragments` (right)"
+    );
+    assert_eq!(
+        h.fragment_offset.value(),
+        ip.frag_offset,
+        "requirement 2 (etherparse reads the frame): `h.fragment_offset.value()` (left) must equal `ip.frag_offset` (right)"
+    );
+    assert_eq!(
+        h.time_to_live, ip.ttl,
+        "requirement 2 (etherparse reads the frame): `h.time_to_live` (left) must equal `ip.ttl` (right)"
+    );
+    assert_eq!(
+        h.protocol.0, ip.protocol,
+        "requirement 2 (etherparse reads the frame): `h.protocol.0` (left) must equal `ip.protocol` (right)"
+    );
+    assert_eq!(
+        h.source,
+        ip.src.octets(),
+        "requirement 2 (etherparse reads the frame): `h.source` (left) must equal `ip.src.octets()` (right)"
+    );
+    assert_eq!(
+        h.destination,
+        ip.dst.octets(),
+        "requirement 2 (etherparse reads the frame): `h.destination` (left) must equal `ip.dst.octets()` (right)"
+    );
+    assert_eq!(
+        h.options.as_slice(),
+        &ip.options[..],
+        "requirement 2 (etherparse reads the frame): `h.options.as_slice()` (left) must equal `&ip.options[..]` (right)"
+    );
+    assert_eq!(
+        usize::from(h.total_len),
+        ip.header_len() + ip.payload_len,
+        "requirement 2 (etherparse reads the frame): `usize::from(h.total_len)` (left) must equal `ip.header_len() + ip.payload_len` (right)"
+    );
     assert_eq!(
         h.header_checksum,
         h.calc_header_checksum(),
-        "IPv4 header checksum"
+        "requirement 2 (etherparse reads the frame): IPv4 header checksum"
     );
-    assert_eq!(parsed.payload.slice(), payload, "payload");
+    assert_eq!(
+        parsed.payload.slice(),
+        payload,
+        "requirement 2 (etherparse reads the frame): payload"
+    );
     match (transport, parsed.transport) {
         (Transport::Udp(u), Some(TransportHeader::Udp(p))) => {
             assert_eq!(
                 (p.source_port, p.destination_port),
-                (u.src_port, u.dst_port)
+                (u.src_port, u.dst_port),
+                "requirement 2 (etherparse reads the frame): `(p.source_port, p.destination_port)` (left) must equal `(u.src_port, u.dst_port)` (right)"
             );
-            assert_eq!(usize::from(p.length), 8 + payload.len());
+            assert_eq!(
+                usize::from(p.length),
+                8 + payload.len(),
+                "requirement 2 (etherparse reads the frame): `usize::from(p.length)` (left) must equal `8 + payload.len()` (right)"
+            );
             let expected = p.calc_checksum_ipv4(&h, payload).unwrap();
-            assert_eq!(p.checksum, expected, "UDP checksum");
+            assert_eq!(
+                p.checksum, expected,
+                "requirement 2 (etherparse reads the frame): UDP checksum"
+            );
         }
         (Transport::Tcp(t), Some(TransportHeader::Tcp(p))) => {
             assert_eq!(
                 (p.source_port, p.destination_port),
-                (t.src_port, t.dst_port)
+                (t.src_port, t.dst_port),
+                "requirement 2 (etherparse reads the frame): `(p.source_port, p.destination_port)` (left) must equal `(t.src_port, t.dst_port)` (right)"
             );
             assert_eq!(
                 (p.sequence_number, p.acknowledgment_number),
-                (t.seq_number, t.ack_number)
+                (t.seq_number, t.ack_number),
+                "requirement 2 (etherparse reads the frame): `(p.sequence_number, p.acknowledgment_number)` (left) must equal `(t.seq_number, t.ack_number)` (right)"
             );
             let flags = [p.fin, p.syn, p.rst, p.psh, p.ack, p.urg, p.ece, p.cwr]
                 .iter()
                 .enumerate()
                 .fold(0u8, |acc, (bit, set)| acc | (u8::from(*set) << bit));
-            assert_eq!(flags, t.flags, "TCP flags");
-            assert!(!p.ns);
+            assert_eq!(
+                flags, t.flags,
+                "requirement 2 (etherparse reads the frame): TCP flags"
+            );
+            assert!(
+                !p.ns,
+                "requirement 2 (etherparse reads the frame): `!p.ns` is false"
+            );
             assert_eq!(
                 (p.window_size, p.urgent_pointer),
-                (t.window, t.urgent_pointer)
+                (t.window, t.urgent_pointer),
+                "requirement 2 (etherparse reads the frame): `(p.window_size, p.urgent_pointer)` (left) must equal `(t.window, t.urgent_pointer)` (right)"
             );
-            assert_eq!(p.options.as_slice(), &t.options[..]);
+            assert_eq!(
+                p.options.as_slice(),
+                &t.options[..],
+                "requirement 2 (etherparse reads the frame): `p.options.as_slice()` (left) must equal `&t.options[..]` (right)"
+            );
             let expected = p.calc_checksum_ipv4(&h, payload).unwrap();
-            assert_eq!(p.checksum, expected, "TCP checksum");
+            assert_eq!(
+                p.checksum, expected,
+                "requirement 2 (etherparse reads the frame): TCP checksum"
+            );
         }
         (Transport::Icmp(i), Some(TransportHeader::Icmpv4(p))) => {
             let echo = match p.icmp_type {
                 etherparse::Icmpv4Type::EchoRequest(e) => {
-                    assert_eq!(i.msg_type, lab::ICMP_ECHO_REQUEST);
+                    assert_eq!(
+                        i.msg_type,
+                        lab::ICMP_ECHO_REQUEST,
+                        "requirement 2 (etherparse reads the frame): `i.msg_type` (left) must equal `lab::ICMP_ECHO_REQUEST` (right)"
+                    );
                     e
                 }
                 etherparse::Icmpv4Type::EchoReply(e) => {
-                    assert_eq!(i.msg_type, lab::ICMP_ECHO_REPLY);
+                    assert_eq!(
+                        i.msg_type,
+                        lab::ICMP_ECHO_REPLY,
+                        "requirement 2 (etherparse reads the frame): `i.msg_type` (left) must equal `lab::ICMP_ECHO_REPLY` (right)"
+                    );
                     e
                 }
                 other => panic!("not an echo: {other:?}"),
             };
-            assert_eq!((echo.id, echo.seq), (i.ident, i.seq_number));
+            assert_eq!(
+                (echo.id, echo.seq),
+                (i.ident, i.seq_number),
+                "requirement 2 (etherparse reads the frame): `(echo.id, echo.seq)` (left) must equal `(i.ident, i.seq_number)` (right)"
+            );
             let expected = etherparse::Icmpv4Header::with_checksum(p.icmp_type.clone(), payload);
-            assert_eq!(p.checksum, expected.checksum, "ICMP checksum");
+            assert_eq!(
+                p.checksum, expected.checksum,
+                "requirement 2 (etherparse reads the frame): ICMP checksum"
+            );
         }
         (t, other) => panic!("built {t:?}, etherparse read {other:?}"),
     }
@@ -297,46 +467,98 @@ fn check_against_etherparse(
 /// The learner's own views read back what the learner's reprs wrote.
 fn check_own_views(frame: &[u8], ip_repr: &Ipv4Repr, transport: &Transport, payload: &[u8]) {
     let eth = EthernetFrame::new_checked(frame).unwrap();
-    assert_eq!(eth.ethertype(), lab::ETHERTYPE_IPV4);
+    assert_eq!(
+        eth.ethertype(),
+        lab::ETHERTYPE_IPV4,
+        "requirement 3 (your views read your frame): `eth.ethertype()` (left) must equal `lab::ETHERTYPE_IPV4` (right)"
+    );
     let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-    assert!(ip.verify_checksum());
+    assert!(
+        ip.verify_checksum(),
+        "requirement 3 (your views read your frame): `ip.verify_checksum()` is false"
+    );
     assert_eq!(
         (ip.ident(), ip.ttl(), ip.src(), ip.dst()),
-        (ip_repr.ident, ip_repr.ttl, ip_repr.src, ip_repr.dst)
+        (ip_repr.ident, ip_repr.ttl, ip_repr.src, ip_repr.dst),
+        "requirement 3 (your views read your frame): `(ip.ident(), ip.ttl(), ip.src(), ip.dst())` (left) must equal `(ip_repr.ident, ip_repr.ttl, ip_repr.src, ip_repr.dst)` (right)"
     );
-    assert_eq!((ip.dscp(), ip.ecn()), (ip_repr.dscp, ip_repr.ecn));
-    assert_eq!(ip.options(), &ip_repr.options[..]);
+    assert_eq!(
+        (ip.dscp(), ip.ecn()),
+        (ip_repr.dscp, ip_repr.ecn),
+        "requirement 3 (your views read your frame): `(ip.dscp(), ip.ecn())` (left) must equal `(ip_repr.dscp, ip_repr.ecn)` (right)"
+    );
+    assert_eq!(
+        ip.options(),
+        &ip_repr.options[..],
+        "requirement 3 (your views read your frame): `ip.options()` (left) must equal `&ip_repr.options[..]` (right)"
+    );
     let seg = ip.payload();
     match transport {
         Transport::Udp(u) => {
             let p = UdpPacket::new_checked(seg).unwrap();
-            assert_eq!((p.src_port(), p.dst_port()), (u.src_port, u.dst_port));
-            assert_eq!(p.payload(), payload);
-            assert!(p.verify_checksum(ip.src(), ip.dst()));
+            assert_eq!(
+                (p.src_port(), p.dst_port()),
+                (u.src_port, u.dst_port),
+                "requirement 3 (your views read your frame): `(p.src_port(), p.dst_port())` (left) must equal `(u.src_port, u.dst_port)` (right)"
+            );
+            assert_eq!(
+                p.payload(),
+                payload,
+                "requirement 3 (your views read your frame): `p.payload()` (left) must equal `payload` (right)"
+            );
+            assert!(
+                p.verify_checksum(ip.src(), ip.dst()),
+                "requirement 3 (your views read your frame): `p.verify_checksum(ip.src(), ip.dst())` is false"
+            );
         }
         Transport::Tcp(t) => {
             let p = TcpPacket::new_checked(seg).unwrap();
             assert_eq!(
                 (p.seq_number(), p.ack_number(), p.flags()),
-                (t.seq_number, t.ack_number, t.flags)
+                (t.seq_number, t.ack_number, t.flags),
+                "requirement 3 (your views read your frame): `(p.seq_number(), p.ack_number(), p.flags())` (left) must equal `(t.seq_number, t.ack_number, t.flags)` (right)"
             );
             assert_eq!(
                 (p.window(), p.urgent_pointer()),
-                (t.window, t.urgent_pointer)
+                (t.window, t.urgent_pointer),
+                "requirement 3 (your views read your frame): `(p.window(), p.urgent_pointer())` (left) must equal `(t.window, t.urgent_pointer)` (right)"
             );
-            assert_eq!(p.header_len(), t.header_len());
-            assert_eq!(p.options(), &t.options[..]);
-            assert_eq!(p.payload(), payload);
-            assert!(p.verify_checksum(ip.src(), ip.dst()));
+            assert_eq!(
+                p.header_len(),
+                t.header_len(),
+                "requirement 3 (your views read your frame): `p.header_len()` (left) must equal `t.header_len()` (right)"
+            );
+            assert_eq!(
+                p.options(),
+                &t.options[..],
+                "requirement 3 (your views read your frame): `p.options()` (left) must equal `&t.options[..]` (right)"
+            );
+            assert_eq!(
+                p.payload(),
+                payload,
+                "requirement 3 (your views read your frame): `p.payload()` (left) must equal `payload` (right)"
+            );
+            assert!(
+                p.verify_checksum(ip.src(), ip.dst()),
+                "requirement 3 (your views read your frame): `p.verify_checksum(ip.src(), ip.dst())` is false"
+            );
         }
         Transport::Icmp(i) => {
             let p = IcmpPacket::new_checked(seg).unwrap();
             assert_eq!(
                 (p.msg_type(), p.code(), p.ident(), p.seq_number()),
-                (i.msg_type, 0, i.ident, i.seq_number)
+                (i.msg_type, 0, i.ident, i.seq_number),
+                "requirement 3 (your views read your frame): `(p.msg_type(), p.code(), p.ident(), p.seq_number())` (left) must equal `(i.msg_type, 0, i.ident, i.seq_number)` (right)"
             );
-            assert_eq!(p.payload(), payload);
-            assert!(p.verify_checksum());
+            assert_eq!(
+                p.payload(),
+                payload,
+                "requirement 3 (your views read your frame): `p.payload()` (left) must equal `payload` (right)"
+            );
+            assert!(
+                p.verify_checksum(),
+                "requirement 3 (your views read your frame): `p.verify_checksum()` is false"
+            );
         }
     }
 }
@@ -396,12 +618,25 @@ fn fragment_fields_pack_into_flags_and_offset() {
         let (h, _) = etherparse::Ipv4Header::from_slice(&buf).unwrap();
         assert_eq!(
             (h.dont_fragment, h.more_fragments),
-            (ip.dont_fragment, ip.more_fragments)
+            (ip.dont_fragment, ip.more_fragments),
+            "requirement 2: `(h.dont_fragment, h.more_fragments)` (left) must equal `(ip.dont_fragment, ip.more_fragments)` (right)"
         );
-        assert_eq!(h.fragment_offset.value(), ip.frag_offset);
+        assert_eq!(
+            h.fragment_offset.value(),
+            ip.frag_offset,
+            "requirement 2: `h.fragment_offset.value()` (left) must equal `ip.frag_offset` (right)"
+        );
         let view = Ipv4Packet::new_checked(&buf[..]).unwrap();
-        assert_eq!(view.frag_offset(), ip.frag_offset);
-        assert_eq!(view.more_fragments(), ip.more_fragments);
+        assert_eq!(
+            view.frag_offset(),
+            ip.frag_offset,
+            "requirement 2: `view.frag_offset()` (left) must equal `ip.frag_offset` (right)"
+        );
+        assert_eq!(
+            view.more_fragments(),
+            ip.more_fragments,
+            "requirement 2: `view.more_fragments()` (left) must equal `ip.more_fragments` (right)"
+        );
     }
 }
 
@@ -434,35 +669,240 @@ fn views_read_packets_built_by_etherparse() {
         }
         let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert!(ip.verify_checksum());
-        assert_eq!((ip.src(), ip.dst(), ip.ttl()), (src, dst, ttl));
+        assert!(
+            ip.verify_checksum(),
+            "requirement 3 (a frame built by etherparse): `ip.verify_checksum()` is false"
+        );
+        assert_eq!(
+            (ip.src(), ip.dst(), ip.ttl()),
+            (src, dst, ttl),
+            "requirement 3 (a frame built by etherparse): `(ip.src(), ip.dst(), ip.ttl())` (left) must equal `(src, dst, ttl)` (right)"
+        );
         match kind {
             0 => {
                 let udp = UdpPacket::new_checked(ip.payload()).unwrap();
                 assert_eq!(
                     (udp.src_port(), udp.dst_port(), udp.payload()),
-                    (sport, dport, &payload[..])
+                    (sport, dport, &payload[..]),
+                    "requirement 3 (a frame built by etherparse): `(udp.src_port(), udp.dst_port(), udp.payload())` (left) must equal `(sport, dport, &payload[..])` (right)"
                 );
-                assert!(udp.verify_checksum(src, dst));
+                assert!(
+                    udp.verify_checksum(src, dst),
+                    "requirement 3 (a frame built by etherparse): `udp.verify_checksum(src, dst)` is false"
+                );
             }
             1 => {
                 let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
                 assert_eq!(
                     (tcp.src_port(), tcp.dst_port(), tcp.payload()),
-                    (sport, dport, &payload[..])
+                    (sport, dport, &payload[..]),
+                    "requirement 3 (a frame built by etherparse): `(tcp.src_port(), tcp.dst_port(), tcp.payload())` (left) must equal `(sport, dport, &payload[..])` (right)"
                 );
-                assert_eq!(tcp.flags(), lab::tcp_flags::SYN | lab::tcp_flags::ACK);
-                assert!(tcp.verify_checksum(src, dst));
+                assert_eq!(
+                    tcp.flags(),
+                    lab::tcp_flags::SYN | lab::tcp_flags::ACK,
+                    "requirement 3 (a frame built by etherparse): `tcp.flags()` (left) must equal `lab::tcp_flags::SYN | lab::tcp_flags::ACK` (right)"
+                );
+                assert!(
+                    tcp.verify_checksum(src, dst),
+                    "requirement 3 (a frame built by etherparse): `tcp.verify_checksum(src, dst)` is false"
+                );
             }
             _ => {
                 let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
                 assert_eq!(
                     (icmp.msg_type(), icmp.ident(), icmp.seq_number()),
-                    (8, sport, dport)
+                    (8, sport, dport),
+                    "requirement 3 (a frame built by etherparse): `(icmp.msg_type(), icmp.ident(), icmp.seq_number())` (left) must equal `(8, sport, dport)` (right)"
                 );
-                assert!(icmp.verify_checksum());
+                assert!(
+                    icmp.verify_checksum(),
+                    "requirement 3 (a frame built by etherparse): `icmp.verify_checksum()` is false"
+                );
             }
         }
+    }
+}
+
+/// A random frame built with the learner's reprs, and where its IPv4 header and segment start.
+fn random_frame() -> (Vec<u8>, Ipv4Repr, Transport, Vec<u8>) {
+    let mut rng = rand::rng();
+    let eth = EthernetRepr {
+        dst: rng.random(),
+        src: rng.random(),
+        ethertype: lab::ETHERTYPE_IPV4,
+    };
+    let mut ip = Ipv4Repr {
+        dscp: rng.random_range(0..64),
+        ecn: rng.random_range(0..4),
+        ident: rng.random(),
+        dont_fragment: rng.random(),
+        more_fragments: false,
+        frag_offset: 0,
+        ttl: rng.random(),
+        protocol: 0,
+        src: random_addr(),
+        dst: random_addr(),
+        options: random_options(4),
+        payload_len: 0,
+    };
+    let transport = random_transport();
+    let payload = random_bytes(rng.random_range(0..100));
+    let frame = build(&eth, &mut ip, &transport, &payload);
+    (frame, ip, transport, payload)
+}
+
+/// Whether the segment at the start of `seg` verifies (the learner's views).
+fn segment_verifies(seg: &[u8], transport: &Transport, ip: &Ipv4Repr) -> Option<bool> {
+    match transport {
+        Transport::Udp(_) => UdpPacket::new_checked(seg)
+            .ok()
+            .map(|p| p.verify_checksum(ip.src, ip.dst)),
+        Transport::Tcp(_) => TcpPacket::new_checked(seg)
+            .ok()
+            .map(|p| p.verify_checksum(ip.src, ip.dst)),
+        Transport::Icmp(_) => IcmpPacket::new_checked(seg)
+            .ok()
+            .map(|p| p.verify_checksum()),
+    }
+}
+
+// Requirement 3: verify_checksum fails on a damaged packet. One flipped bit always changes a
+// ones' complement sum, so a right verification never lets one through.
+#[test]
+fn flipped_bits_and_zeroed_checksums_fail_verification() {
+    let mut rng = rand::rng();
+    for round in 0..2000 {
+        let (frame, ip, transport, _) = random_frame();
+        let hl = ip.header_len();
+        let seg_at = 14 + hl;
+
+        // A bit of the IPv4 header, outside version/IHL and total length (they move the
+        // bounds the checksum covers).
+        let mut bad = frame.clone();
+        let byte = loop {
+            let b = rng.random_range(0..hl);
+            if b != 0 && b != 2 && b != 3 {
+                break b;
+            }
+        };
+        let bit = rng.random_range(0..8);
+        bad[14 + byte] ^= 1 << bit;
+        let view = Ipv4Packet::new_checked(&bad[14..])
+            .unwrap_or_else(|e| panic!("round {round}: IPv4 header with byte {byte} changed: {e}"));
+        assert!(
+            !view.verify_checksum(),
+            "requirement 3: an IPv4 header with bit {bit} of byte {byte} flipped passed \
+             verify_checksum; wanted false (recompute the sum over the header)"
+        );
+
+        // The IPv4 checksum field zeroed.
+        let mut zeroed = frame.clone();
+        if zeroed[14 + 10..14 + 12] != [0, 0] {
+            zeroed[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+            let view = Ipv4Packet::new_checked(&zeroed[14..]).expect("a zeroed checksum parses");
+            assert!(
+                !view.verify_checksum(),
+                "requirement 3: an IPv4 header with its checksum zeroed passed verify_checksum"
+            );
+        }
+
+        // A bit of the segment (UDP: not its length or checksum field, which have their own
+        // meanings).
+        let seg_len = frame.len() - seg_at;
+        let skip = matches!(transport, Transport::Udp(_));
+        let byte = loop {
+            let b = rng.random_range(0..seg_len);
+            if !(skip && (4..8).contains(&b)) {
+                break b;
+            }
+        };
+        let mut bad = frame.clone();
+        bad[seg_at + byte] ^= 1 << bit;
+        if let Some(ok) = segment_verifies(&bad[seg_at..], &transport, &ip) {
+            assert!(
+                !ok,
+                "requirement 3: a {} segment with bit {bit} of byte {byte} flipped passed \
+                 verify_checksum; wanted false",
+                kind(&transport)
+            );
+        }
+
+        // The TCP or ICMP checksum zeroed (for UDP, zero means \"no checksum\").
+        let field = match transport {
+            Transport::Tcp(_) => Some(16),
+            Transport::Icmp(_) => Some(2),
+            Transport::Udp(_) => None,
+        };
+        if let Some(at) = field
+            && frame[seg_at + at..seg_at + at + 2] != [0, 0]
+        {
+            let mut zeroed = frame.clone();
+            zeroed[seg_at + at..seg_at + at + 2].copy_from_slice(&[0, 0]);
+            let ok = segment_verifies(&zeroed[seg_at..], &transport, &ip);
+            assert_eq!(
+                ok,
+                Some(false),
+                "requirement 3: a {} segment with its checksum zeroed; wanted verify_checksum \
+                 false (only UDP gives zero a meaning)",
+                kind(&transport)
+            );
+        }
+    }
+}
+
+fn kind(transport: &Transport) -> &'static str {
+    match transport {
+        Transport::Udp(_) => "UDP",
+        Transport::Tcp(_) => "TCP",
+        Transport::Icmp(_) => "ICMP",
+    }
+}
+
+// Requirement 3: the IPv4 payload ends at the total length: Ethernet pads short frames to 60
+// bytes, and those bytes belong to no layer.
+#[test]
+fn payload_ends_at_the_total_length_not_at_the_buffer_end() {
+    let mut rng = rand::rng();
+    for _ in 0..500 {
+        let (mut frame, ip, transport, payload) = random_frame();
+        let padding = rng.random_range(1..=46);
+        frame.extend(random_bytes(padding));
+        let eth = EthernetFrame::new_checked(&frame[..]).expect("a valid frame");
+        let view = Ipv4Packet::new_checked(eth.payload()).expect("a padded IPv4 packet parses");
+        let want = ip.payload_len;
+        assert_eq!(
+            view.payload().len(),
+            want,
+            "requirement 3: the IPv4 payload of a frame with {padding} bytes of padding; wanted \
+             total length - header length"
+        );
+        let seg = view.payload();
+        let got = match &transport {
+            Transport::Udp(_) => UdpPacket::new_checked(seg).map(|p| p.payload().to_vec()),
+            Transport::Tcp(_) => TcpPacket::new_checked(seg).map(|p| p.payload().to_vec()),
+            Transport::Icmp(_) => IcmpPacket::new_checked(seg).map(|p| p.payload().to_vec()),
+        }
+        .unwrap_or_else(|e| {
+            panic!(
+                "requirement 3: the {} segment does not parse: {e}",
+                kind(&transport)
+            )
+        });
+        assert!(
+            got == payload,
+            "requirement 3: the {} payload behind {padding} bytes of Ethernet padding has {} \
+             bytes; wanted {}",
+            kind(&transport),
+            got.len(),
+            payload.len()
+        );
+        assert_eq!(
+            segment_verifies(seg, &transport, &ip),
+            Some(true),
+            "requirement 3: the {} checksum of a padded frame must verify",
+            kind(&transport)
+        );
     }
 }
 
@@ -561,7 +1001,7 @@ fn truncated_and_garbage_input_never_panics() {
     }
     assert!(
         accepted > 0,
-        "some random buffers are long enough to be valid views"
+        "requirement 4: some random buffers are long enough to be valid views"
     );
 }
 
@@ -579,7 +1019,7 @@ fn every_truncation_of_a_valid_packet_is_an_error_or_a_shorter_view() {
         assert_eq!(
             Ipv4Packet::new_checked(&ip_bytes[..cut]).err(),
             Some(WireError::Truncated),
-            "IPv4 cut at {cut} bytes (total length says {})",
+            "requirement 4: IPv4 cut at {cut} bytes (total length says {})",
             ip_bytes.len()
         );
         touch_everything(&ip_bytes[..cut]);
@@ -588,17 +1028,30 @@ fn every_truncation_of_a_valid_packet_is_an_error_or_a_shorter_view() {
     for cut in 0..20 {
         assert_eq!(
             TcpPacket::new_checked(&tcp_bytes[..cut]).err(),
-            Some(WireError::Truncated)
+            Some(WireError::Truncated),
+            "requirement 4: `TcpPacket::new_checked(&tcp_bytes[..cut]).err()` (left) must equal `Some(WireError::Truncated)` (right)"
         );
     }
     for cut in 0..14 {
-        assert!(EthernetFrame::new_checked(&frame[..cut]).is_err());
+        assert!(
+            EthernetFrame::new_checked(&frame[..cut]).is_err(),
+            "requirement 4: `EthernetFrame::new_checked(&frame[..cut]).is_err()` is false"
+        );
     }
     for cut in 0..8 {
-        assert!(UdpPacket::new_checked(&tcp_bytes[..cut]).is_err());
-        assert!(IcmpPacket::new_checked(&tcp_bytes[..cut]).is_err());
+        assert!(
+            UdpPacket::new_checked(&tcp_bytes[..cut]).is_err(),
+            "requirement 4: `UdpPacket::new_checked(&tcp_bytes[..cut]).is_err()` is false"
+        );
+        assert!(
+            IcmpPacket::new_checked(&tcp_bytes[..cut]).is_err(),
+            "requirement 4: `IcmpPacket::new_checked(&tcp_bytes[..cut]).is_err()` is false"
+        );
     }
-    assert!(Ipv4Packet::new_checked(ip_bytes).is_ok());
+    assert!(
+        Ipv4Packet::new_checked(ip_bytes).is_ok(),
+        "requirement 4: `Ipv4Packet::new_checked(ip_bytes).is_ok()` is false"
+    );
 }
 
 #[test]
@@ -612,48 +1065,64 @@ fn rejects_malformed_length_and_version_fields() {
     };
     assert!(
         matches!(malformed(&|h| h[0] = 0x65), Some(WireError::Malformed(_))),
-        "version 6"
+        "requirement 4: version 6"
     );
     assert!(
         matches!(malformed(&|h| h[0] = 0x44), Some(WireError::Malformed(_))),
-        "IHL 4"
+        "requirement 4: IHL 4"
     );
     assert!(
         malformed(&|h| h[3] = 10).is_some(),
-        "total length below the header"
+        "requirement 4: total length below the header"
     );
     assert_eq!(
         malformed(&|h| h[2] = 0x10),
         Some(WireError::Truncated),
-        "total length past the buffer"
+        "requirement 4: total length past the buffer"
     );
     assert_eq!(
         malformed(&|h| h[0] = 0x4f),
         None,
-        "IHL 15 (60 bytes) fits in total length 115"
+        "requirement 4: IHL 15 (60 bytes) fits in total length 115"
     );
 
     let mut udp = [0u8; 16];
     udp[5] = 4; // length 4 < 8
-    assert!(UdpPacket::new_checked(&udp[..]).is_err());
+    assert!(
+        UdpPacket::new_checked(&udp[..]).is_err(),
+        "requirement 4: `UdpPacket::new_checked(&udp[..]).is_err()` is false"
+    );
     udp[5] = 17; // length 17 > 16 bytes
     assert_eq!(
         UdpPacket::new_checked(&udp[..]).err(),
-        Some(WireError::Truncated)
+        Some(WireError::Truncated),
+        "requirement 4: `UdpPacket::new_checked(&udp[..]).err()` (left) must equal `Some(WireError::Truncated)` (right)"
     );
     udp[5] = 12;
-    assert_eq!(UdpPacket::new_checked(&udp[..]).unwrap().payload().len(), 4);
+    assert_eq!(
+        UdpPacket::new_checked(&udp[..]).unwrap().payload().len(),
+        4,
+        "requirement 4: `UdpPacket::new_checked(&udp[..]).unwrap().payload().len()` (left) must equal `4` (right)"
+    );
 
     let mut tcp = [0u8; 24];
     tcp[12] = 0x40; // data offset 4 words
-    assert!(TcpPacket::new_checked(&tcp[..]).is_err());
+    assert!(
+        TcpPacket::new_checked(&tcp[..]).is_err(),
+        "requirement 4: `TcpPacket::new_checked(&tcp[..]).is_err()` is false"
+    );
     tcp[12] = 0x70; // 28 bytes > 24
     assert_eq!(
         TcpPacket::new_checked(&tcp[..]).err(),
-        Some(WireError::Truncated)
+        Some(WireError::Truncated),
+        "requirement 4: `TcpPacket::new_checked(&tcp[..]).err()` (left) must equal `Some(WireError::Truncated)` (right)"
     );
     tcp[12] = 0x60;
-    assert_eq!(TcpPacket::new_checked(&tcp[..]).unwrap().options().len(), 4);
+    assert_eq!(
+        TcpPacket::new_checked(&tcp[..]).unwrap().options().len(),
+        4,
+        "requirement 4: `TcpPacket::new_checked(&tcp[..]).unwrap().options().len()` (left) must equal `4` (right)"
+    );
 }
 
 #[test]
@@ -672,15 +1141,23 @@ fn emit_into_a_short_buffer_is_an_error() {
         options: vec![1; 8],
         payload_len: 0,
     };
-    assert_eq!(ip.emit(&mut [0u8; 27]), Err(WireError::Truncated));
-    assert_eq!(ip.emit(&mut [0u8; 28]), Ok(28));
+    assert_eq!(
+        ip.emit(&mut [0u8; 27]),
+        Err(WireError::Truncated),
+        "requirement 4: `ip.emit(&mut [0u8; 27])` (left) must equal `Err(WireError::Truncated)` (right)"
+    );
+    assert_eq!(
+        ip.emit(&mut [0u8; 28]),
+        Ok(28),
+        "requirement 4: `ip.emit(&mut [0u8; 28])` (left) must equal `Ok(28)` (right)"
+    );
     let bad = Ipv4Repr {
         options: vec![1; 3],
         ..ip.clone()
     };
     assert!(
         bad.emit(&mut [0u8; 60]).is_err(),
-        "options not a multiple of 4"
+        "requirement 4: options not a multiple of 4"
     );
     let udp = UdpRepr {
         src_port: 1,
@@ -689,15 +1166,24 @@ fn emit_into_a_short_buffer_is_an_error() {
     let (a, b) = (Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST);
     assert_eq!(
         udp.emit(&mut [0u8; 10], a, b, b"abc"),
-        Err(WireError::Truncated)
+        Err(WireError::Truncated),
+        "requirement 4: `udp.emit(&mut [0u8; 10], a, b, b\"abc\")` (left) must equal `Err(WireError::Truncated)` (right)"
     );
     let echo = IcmpEchoRepr {
         msg_type: 8,
         ident: 1,
         seq_number: 1,
     };
-    assert_eq!(echo.emit(&mut [0u8; 8], b"x"), Err(WireError::Truncated));
-    assert_eq!(echo.emit(&mut [0u8; 9], b"x"), Ok(9));
+    assert_eq!(
+        echo.emit(&mut [0u8; 8], b"x"),
+        Err(WireError::Truncated),
+        "requirement 4: `echo.emit(&mut [0u8; 8], b\"x\")` (left) must equal `Err(WireError::Truncated)` (right)"
+    );
+    assert_eq!(
+        echo.emit(&mut [0u8; 9], b"x"),
+        Ok(9),
+        "requirement 4: `echo.emit(&mut [0u8; 9], b\"x\")` (left) must equal `Ok(9)` (right)"
+    );
     let tcp = TcpRepr {
         src_port: 1,
         dst_port: 2,
@@ -710,6 +1196,7 @@ fn emit_into_a_short_buffer_is_an_error() {
     };
     assert_eq!(
         tcp.emit(&mut [0u8; 19], a, b, b""),
-        Err(WireError::Truncated)
+        Err(WireError::Truncated),
+        "requirement 4: `tcp.emit(&mut [0u8; 19], a, b, b\"\")` (left) must equal `Err(WireError::Truncated)` (right)"
     );
 }

@@ -1,3 +1,60 @@
+//! ## Goal
+//! Write `ping` yourself on a raw socket, `socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)`, through libc:
+//! build echo requests with an identifier and a sequence number, receive replies with a timeout,
+//! throw away everything that is not yours (a raw ICMP socket sees *all* ICMP of the host, your own
+//! requests included on `lo`), and report round-trip times and loss like `ping(8)`. Then go one
+//! layer lower: with `IPPROTO_RAW` (which implies `IP_HDRINCL`) you write the IPv4 header too, and
+//! watch the kernel fill in the fields you left at zero.
+//!
+//! ## Requirements
+//! 1. `ch7_raw_ping <ipv4> [-c count] [-i interval_s] [-W wait_s] [-s data_bytes]` sends `count`
+//!    echo requests (default 4, one per `interval`, default 1 s) carrying `data_bytes` of data
+//!    (default 56) and prints one line per reply, in the format of ping(8):
+//!    `64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.045 ms` (bytes = ICMP length, ttl from
+//!    the reply's IPv4 header).
+//! 2. At the end: `--- <ip> ping statistics ---`, then
+//!    `N packets transmitted, M received, L% packet loss, time Tms` and, when something came back,
+//!    `rtt min/avg/max/mdev = a/b/c/d ms` consistent with the reply lines.
+//! 3. Only replies to this process count: echo replies (type 0) with its identifier, a sequence
+//!    it sent and a correct ICMP checksum. Its own requests, other pings' replies and other ICMP
+//!    are ignored (several pings at once each see exactly their own replies, no `DUP!`).
+//! 4. Lost replies: after the last request the program waits at most `wait` seconds; the summary
+//!    then reports the loss, and the exit code is 1 when nothing came back (0 otherwise).
+//! 5. `ch7_raw_ping --udp <ipv4:port> [--sport port] <text>` sends one UDP datagram through
+//!    `socket(AF_INET, SOCK_RAW, IPPROTO_RAW)` with a hand-built IPv4 header whose identification,
+//!    header checksum and source address are left at 0 for the kernel to fill in, and a correct UDP
+//!    checksum. An ordinary `UdpSocket` receives `<text>` from `--sport`.
+//! 6. Without `CAP_NET_RAW` the program says so on stderr in one line that names the capability
+//!    and the fix, with exit code 2 (no panic). Bad arguments print the usage, exit code 2.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.2    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `ch7_raw_ping <ipv4> [-c count] [-i interval_s] [-W wait_s] [-s
+//!   data_bytes]` sends `count` echo requests (default 4, one per `interval`, default 1 s) carrying
+//!   `data_bytes` of data (default 56) and prints one line per reply, in the format of ping(8): `64
+//!   bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.045 ms` (bytes = ICMP length, ttl from the
+//!   reply's IPv4 header)
+//! - [ ] Requirement 2: At the end: `--- <ip> ping statistics ---`, then `N packets transmitted, M
+//!   received, L% packet loss, time Tms` and, when something came back, `rtt min/avg/max/mdev =
+//!   a/b/c/d ms` consistent with the reply lines
+//! - [ ] Requirement 3: Only replies to this process count: echo replies (type 0) with its
+//!   identifier, a sequence it sent and a correct ICMP checksum
+//! - [ ] Requirement 4: Lost replies: after the last request the program waits at most `wait`
+//!   seconds; the summary then reports the loss, and the exit code is 1 when nothing came back (0
+//!   otherwise)
+//! - [ ] Requirement 5: `ch7_raw_ping --udp <ipv4:port> [--sport port] <text>` sends one UDP
+//!   datagram through `socket(AF_INET, SOCK_RAW, IPPROTO_RAW)` with a hand-built IPv4 header whose
+//!   identification, header checksum and source address are left at 0 for the kernel to fill in,
+//!   and a correct UDP checksum
+//! - [ ] Requirement 6: Without `CAP_NET_RAW` the program says so on stderr in one line that names
+//!   the capability and the fix, with exit code 2 (no panic)
+//!
+//! ## Notes
+//!
 //! Raw ICMP ping and IP_HDRINCL, straight on libc.
 //!
 //! ```text

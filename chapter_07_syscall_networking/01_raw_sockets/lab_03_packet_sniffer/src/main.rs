@@ -1,3 +1,63 @@
+//! ## Goal
+//! Build the engine of `tcpdump`: an `AF_PACKET` socket whose packets arrive in a `PACKET_RX_RING`
+//! that you `mmap` once and then read in place. TPACKET_V3 fills the ring block by block; you walk
+//! the packets of a block without copying a byte (your decoded views borrow the ring), hand the
+//! block back to the kernel with the right memory ordering, and read the kernel's counters
+//! (`PACKET_STATISTICS`) to prove nothing was dropped.
+//!
+//! ## Requirements
+//! 1. `Sniffer::open(interface, &RingConfig)` opens `socket(AF_PACKET, SOCK_RAW, ...)`, selects
+//!    `TPACKET_V3`, sets up a `PACKET_RX_RING` of `block_count` blocks of `block_size` bytes, maps
+//!    it with `mmap` (one shared mapping of the socket), and binds to the interface. An unknown interface or a bad geometry is an
+//!    error that names the problem.
+//! 2. `next_block(timeout)` returns the next block the kernel has filled (`TP_STATUS_USER`), waiting
+//!    with `poll(2)` at most `timeout` (asleep in one `poll`, not checking in a loop); `Block::packets()` walks its packets in place. Each
+//!    `Packet` carries `sll_pkttype` (on `lo` every packet shows up twice: `PACKET_OUTGOING` and
+//!    `PACKET_HOST`), and `data`, a slice *of the ring*. `decode` returns an IPv4 view whose
+//!    `payload` is a slice of its input. Every datagram sent is captured once per copy.
+//! 3. Dropping a `Block` gives it back to the kernel (`TP_STATUS_KERNEL`, a `Release` store; the
+//!    status is read with `Acquire`), so a small ring (4 blocks of 4 KiB) wraps many times without
+//!    losing a packet when the traffic is paced.
+//! 4. `statistics()` returns packets received and dropped since `open` (the kernel resets its
+//!    counters on each read: add them up).
+//! 5. `decode` reads Ethernet + IPv4 + UDP/TCP/ICMP and returns `None` for anything else or anything
+//!    malformed, never panicking; the payload stops at the IPv4 total length (Ethernet padding is
+//!    not payload).
+//! 6. The program, `ch7_packet_sniffer [-i interface] [-c count] [--proto udp|tcp|icmp] [--port N]`,
+//!    prints `capturing on <interface>`, then one line per packet like tcpdump
+//!    (`10:01:02.123456 IP 127.0.0.1.40000 > 127.0.0.1.9999: UDP, length 12`), skipping the outgoing
+//!    copy on `lo`; after `count` packets or on Ctrl-C it prints `N packets captured`,
+//!    `R packets received by filter`, `D packets dropped by kernel`.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.3    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `Sniffer::open(interface, &RingConfig)` opens `socket(AF_PACKET, SOCK_RAW,
+//!   ...)`, selects `TPACKET_V3`, sets up a `PACKET_RX_RING` of `block_count` blocks of
+//!   `block_size` bytes, maps it with `mmap` (one shared mapping of the socket), and binds to the
+//!   interface
+//! - [ ] Requirement 2: `next_block(timeout)` returns the next block the kernel has filled
+//!   (`TP_STATUS_USER`), waiting with `poll(2)` at most `timeout` (asleep in one `poll`, not
+//!   checking in a loop); `Block::packets()` walks its packets in place
+//! - [ ] Requirement 3: Dropping a `Block` gives it back to the kernel (`TP_STATUS_KERNEL`, a
+//!   `Release` store; the status is read with `Acquire`), so a small ring (4 blocks of 4 KiB) wraps
+//!   many times without losing a packet when the traffic is paced
+//! - [ ] Requirement 4: `statistics()` returns packets received and dropped since `open` (the
+//!   kernel resets its counters on each read: add them up)
+//! - [ ] Requirement 5: `decode` reads Ethernet + IPv4 + UDP/TCP/ICMP and returns `None` for
+//!   anything else or anything malformed, never panicking; the payload stops at the IPv4 total
+//!   length (Ethernet padding is not payload)
+//! - [ ] Requirement 6: The program, `ch7_packet_sniffer [-i interface] [-c count] [--proto
+//!   udp|tcp|icmp] [--port N]`, prints `capturing on <interface>`, then one line per packet like
+//!   tcpdump (`10:01:02.123456 IP 127.0.0.1.40000 > 127.0.0.1.9999: UDP, length 12`), skipping the
+//!   outgoing copy on `lo`; after `count` packets or on Ctrl-C it prints `N packets captured`, `R
+//!   packets received by filter`, `D packets dropped by kernel`
+//!
+//! ## Notes
+//!
 //! A zero-copy packet sniffer: `AF_PACKET` + a `TPACKET_V3` receive ring shared with the kernel
 //! through `mmap`.
 //!

@@ -34,7 +34,11 @@ fn private_loopback() {
     // SAFETY: a plain socket for the ioctl, closed right after; ifreq is zeroed then named "lo".
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        assert!(
+            fd >= 0,
+            "test setup: socket for the ioctl failed: {}",
+            std::io::Error::last_os_error()
+        );
         let mut req: libc::ifreq = std::mem::zeroed();
         for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
             *dst = *src as libc::c_char;
@@ -42,7 +46,12 @@ fn private_loopback() {
         req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
         let rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
         libc::close(fd);
-        assert_eq!(rc, 0, "bringing lo up: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "test setup: bringing lo up failed: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -71,11 +80,12 @@ fn capture<S>(
     while !done(state) {
         assert!(
             Instant::now() < deadline,
-            "capture made no progress for {WAIT:?}"
+            "requirement 3: capture made no progress for {WAIT:?}; wanted the packets sent (a \
+             ring whose blocks are not given back stalls)"
         );
         if let Some(block) = sniffer
             .next_block(Duration::from_millis(50))
-            .expect("next_block")
+            .expect("requirement 2: next_block failed")
         {
             blocks += 1;
             for packet in block.packets() {
@@ -102,7 +112,8 @@ fn udp_payload_to(packet: &lab::Packet<'_>, port: u16) -> Option<Vec<u8>> {
 #[test]
 fn captures_every_datagram_exactly_once() {
     private_loopback();
-    let mut sniffer = Sniffer::open("lo", &RingConfig::default()).expect("open the sniffer on lo");
+    let mut sniffer = Sniffer::open("lo", &RingConfig::default())
+        .expect("requirement 1: Sniffer::open on lo failed");
     let (tx, rx) = udp_pair();
     let port = rx.local_addr().unwrap().port();
     let sent: Vec<Vec<u8>> = (0..rand::rng().random_range(20..60))
@@ -130,31 +141,43 @@ fn captures_every_datagram_exactly_once() {
         |(_, _, total)| *total >= 2 * sent.len(),
     );
     let (seen, outgoing, _) = state;
-    for p in &sent {
+    for (i, p) in sent.iter().enumerate() {
+        let times = seen.get(p).copied().unwrap_or(0);
         assert_eq!(
-            seen.get(p),
-            Some(&1),
-            "payload of {} bytes: captured {:?} times",
-            p.len(),
-            seen.get(p)
+            times,
+            1,
+            "requirement 2: datagram {i} of {} ({} bytes) was captured {times} times as \
+             PACKET_HOST; wanted once",
+            sent.len(),
+            p.len()
         );
     }
-    assert_eq!(seen.values().sum::<usize>(), sent.len());
+    let total: usize = seen.values().sum();
+    assert_eq!(
+        total,
+        sent.len(),
+        "requirement 2: {total} host copies captured; wanted the {} datagrams sent",
+        sent.len()
+    );
     assert_eq!(
         outgoing,
         sent.len(),
-        "on lo each datagram also shows once as PACKET_OUTGOING"
+        "requirement 2: {outgoing} PACKET_OUTGOING copies captured; wanted {}, one per datagram \
+         on lo",
+        sent.len()
     );
 }
 
 #[test]
 fn decoded_packets_point_into_the_mapped_ring() {
     private_loopback();
-    let mut sniffer = Sniffer::open("lo", &RingConfig::default()).expect("open the sniffer on lo");
+    let mut sniffer = Sniffer::open("lo", &RingConfig::default())
+        .expect("requirement 1: Sniffer::open on lo failed");
     let ring = sniffer.ring_range();
     assert!(
         ring.end - ring.start >= 16 * 4096,
-        "the default ring is at least 64 KiB"
+        "requirement 1: the default ring spans {} bytes; wanted at least 64 KiB",
+        ring.end - ring.start
     );
     let (tx, rx) = udp_pair();
     let port = rx.local_addr().unwrap().port();
@@ -168,17 +191,119 @@ fn decoded_packets_point_into_the_mapped_ring() {
             if let Some(d) = lab::decode(packet.data)
                 && matches!(d.transport, Transport::Udp { dst_port, .. } if dst_port == port)
             {
-                assert_eq!(d.payload, &payload[..]);
+                assert!(
+                    d.payload == &payload[..],
+                    "requirement 2: the captured payload has {} bytes; wanted the {} sent, byte \
+                     for byte",
+                    d.payload.len(),
+                    payload.len()
+                );
                 let at = d.payload.as_ptr() as usize;
                 assert!(
                     ring.contains(&at),
-                    "payload at {at:#x} is a copy, not in the ring {ring:x?}"
+                    "requirement 2: the payload is at {at:#x}; wanted inside the ring {ring:x?} \
+                     (a copy is not zero-copy)"
                 );
-                assert!(ring.contains(&(packet.data.as_ptr() as usize)));
+                let data = packet.data.as_ptr() as usize;
+                assert!(
+                    ring.contains(&data),
+                    "requirement 2: packet.data is at {data:#x}; wanted inside the ring {ring:x?}"
+                );
                 *checked = true;
             }
         },
         |checked| *checked,
+    );
+}
+
+// Requirement 1, seen by the kernel: the ring is one shared mapping of the packet socket, of
+// exactly block_size * block_count bytes, and `ring_range` is that mapping.
+#[test]
+fn ring_is_a_shared_mapping_of_the_socket() {
+    private_loopback();
+    let mut rng = rand::rng();
+    let config = RingConfig {
+        block_size: 4096 << rng.random_range(0..3),
+        block_count: rng.random_range(2..9),
+        ..RingConfig::default()
+    };
+    let sniffer = Sniffer::open("lo", &config).expect("requirement 1: Sniffer::open on lo failed");
+    let ring = sniffer.ring_range();
+    let want = (config.block_size * config.block_count) as usize;
+    assert!(
+        ring.end - ring.start == want,
+        "requirement 1: ring_range spans {} bytes; wanted block_size * block_count = {want}",
+        ring.end - ring.start
+    );
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    let mapping = maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (lo, hi) = fields.next()?.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        (lo..hi)
+            .contains(&ring.start)
+            .then(|| (lo..hi, line.to_string()))
+    });
+    let Some((range, line)) = mapping else {
+        panic!(
+            "requirement 1: the ring at {:#x} is in no mapping of /proc/self/maps; wanted the \
+             mmap of the packet socket",
+            ring.start
+        );
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (perms, path) = (fields[1], fields.get(5).copied().unwrap_or(""));
+    assert!(
+        range == ring
+            && perms.starts_with("rw")
+            && perms.ends_with('s')
+            && path.starts_with("socket:"),
+        "requirement 1: the ring {ring:x?} lies in the mapping `{line}`; wanted exactly that \
+         range, rw and shared (`rw-s`), of a `socket:[...]`: mmap(MAP_SHARED) of the packet \
+         socket's PACKET_RX_RING"
+    );
+}
+
+// Requirement 2: waiting for a block sleeps in poll(2). On a quiet ring, next_block(500 ms)
+// returns None having used almost no CPU and few context switches: a loop that polls every
+// millisecond or spins on the status word fails.
+#[test]
+fn next_block_sleeps_in_poll_on_a_quiet_ring() {
+    private_loopback();
+    let mut sniffer = Sniffer::open("lo", &RingConfig::default())
+        .expect("requirement 1: Sniffer::open on lo failed");
+    let usage = || {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: u is valid for writes.
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+        assert_eq!(rc, 0, "test setup: getrusage failed");
+        let cpu_us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+        (u.ru_nvcsw, cpu_us(u.ru_utime) + cpu_us(u.ru_stime))
+    };
+    let (switches_before, cpu_before) = usage();
+    let block = sniffer
+        .next_block(Duration::from_millis(500))
+        .expect("requirement 2: next_block failed");
+    let got_block = block.is_some();
+    drop(block);
+    let (switches_after, cpu_after) = usage();
+    assert!(
+        !got_block,
+        "requirement 2: next_block returned a block on a private lo with no traffic"
+    );
+    let (switches, cpu_ms) = (
+        switches_after - switches_before,
+        (cpu_after - cpu_before) / 1000,
+    );
+    assert!(
+        switches <= 10 && cpu_ms <= 50,
+        "requirement 2: waiting 500 ms for a block took {switches} voluntary context switches \
+         and {cpu_ms} ms of CPU; wanted at most 10 and 50 ms: one poll(2) that sleeps for the \
+         whole timeout, not a loop that polls or spins"
     );
 }
 
@@ -192,7 +317,8 @@ fn small_ring_wraps_many_times_with_zero_drops() {
         frame_size: 2048,
         block_timeout_ms: 2,
     };
-    let mut sniffer = Sniffer::open("lo", &config).expect("open the sniffer with a 16 KiB ring");
+    let mut sniffer = Sniffer::open("lo", &config)
+        .expect("requirement 1: Sniffer::open with a 16 KiB ring failed");
     let (tx, rx) = udp_pair();
     let port = rx.local_addr().unwrap().port();
     let (rounds, per_round) = (40, 8);
@@ -214,47 +340,76 @@ fn small_ring_wraps_many_times_with_zero_drops() {
             |seen| *seen >= target,
         );
     }
-    assert_eq!(seen, rounds * per_round, "every datagram captured once");
+    assert_eq!(
+        seen,
+        rounds * per_round,
+        "requirement 3: {seen} datagrams captured; wanted the {} sent, each once",
+        rounds * per_round
+    );
     assert!(
         blocks > 3 * config.block_count as usize,
-        "the ring must wrap more than 3 times: {blocks} blocks read from a ring of {}",
-        config.block_count
+        "requirement 3: {blocks} blocks read from a ring of {}; wanted more than {}: the ring \
+         must wrap more than 3 times",
+        config.block_count,
+        3 * config.block_count
     );
-    let stats = sniffer.statistics().expect("PACKET_STATISTICS");
+    let stats = sniffer
+        .statistics()
+        .expect("requirement 4: PACKET_STATISTICS failed");
     assert!(
         stats.packets >= (rounds * per_round) as u64,
-        "received counter: {stats:?}"
+        "requirement 4: the kernel counted {} packets received; wanted at least the {} sent",
+        stats.packets,
+        rounds * per_round
     );
-    assert_eq!(stats.drops, 0, "no drops at a paced rate: {stats:?}");
+    assert_eq!(
+        stats.drops, 0,
+        "requirement 3: the kernel dropped {} packets at a paced rate; wanted 0",
+        stats.drops
+    );
 }
 
 // Requirement 4: statistics.
 #[test]
 fn statistics_count_received_packets_cumulatively() {
     private_loopback();
-    let mut sniffer = Sniffer::open("lo", &RingConfig::default()).expect("open the sniffer on lo");
+    let mut sniffer = Sniffer::open("lo", &RingConfig::default())
+        .expect("requirement 1: Sniffer::open on lo failed");
     let (tx, rx) = udp_pair();
     let port = rx.local_addr().unwrap().port();
     let n = rand::rng().random_range(5..30);
-    let mut total = 0;
+    // Every packet the ring delivered (on lo, two copies per datagram), over both rounds.
+    let mut captured = 0;
     for round in 1..=2 {
         for _ in 0..n {
             tx.send(&random_payload()).unwrap();
         }
-        let mut seen = 0;
+        let mut state = (0, 0); // (host copies of our datagrams, packets of any kind)
         capture(
             &mut sniffer,
-            &mut seen,
-            |seen, p| *seen += usize::from(udp_payload_to(p, port).is_some()),
-            |seen| *seen >= n,
+            &mut state,
+            |(seen, all), p| {
+                *seen += usize::from(udp_payload_to(p, port).is_some());
+                *all += 1;
+            },
+            |(seen, _)| *seen >= n,
         );
-        let stats = sniffer.statistics().expect("PACKET_STATISTICS");
-        total += n;
+        captured += state.1;
+        let stats = sniffer
+            .statistics()
+            .expect("requirement 4: PACKET_STATISTICS failed");
         assert!(
-            stats.packets >= total as u64,
-            "round {round}: {stats:?}, sent {total} (the kernel resets its counter on each read: add up)"
+            stats.packets >= captured as u64,
+            "requirement 4: after round {round} statistics() says {} packets received; wanted at \
+             least the {captured} captured since open (the kernel resets its counter on each \
+             read: add them up)",
+            stats.packets
         );
-        assert_eq!(stats.drops, 0);
+        assert_eq!(
+            stats.drops, 0,
+            "requirement 4: statistics() says {} drops; wanted 0",
+            stats.drops
+        );
     }
 }
 
@@ -275,20 +430,33 @@ fn decode_reads_headers_and_survives_garbage() {
     frame.extend_from_slice(&[0, 0]);
     frame.extend_from_slice(&payload);
     frame.extend_from_slice(&[0u8; 6]); // Ethernet padding after the IP packet
-    let d = lab::decode(&frame).expect("a valid UDP frame");
-    assert_eq!(d.src, std::net::Ipv4Addr::new(127, 0, 0, 1));
-    assert_eq!(d.dst, std::net::Ipv4Addr::new(10, 1, 2, 3));
+    let d = lab::decode(&frame)
+        .expect("requirement 5: decode returned None for a valid UDP frame; wanted its view");
+    assert!(
+        (d.src, d.dst)
+            == (
+                std::net::Ipv4Addr::new(127, 0, 0, 1),
+                std::net::Ipv4Addr::new(10, 1, 2, 3)
+            ),
+        "requirement 5: decoded {} > {}; wanted 127.0.0.1 > 10.1.2.3",
+        d.src,
+        d.dst
+    );
     assert_eq!(
         d.transport,
         Transport::Udp {
             src_port: 40000,
             dst_port: 53
-        }
+        },
+        "requirement 5: decoded transport {:?}; wanted UDP 40000 > 53",
+        d.transport
     );
-    assert_eq!(
-        d.payload,
-        &payload[..],
-        "the payload stops at the IPv4 total length"
+    assert!(
+        d.payload == &payload[..],
+        "requirement 5: the payload has {} bytes; wanted the {} up to the IPv4 total length (the \
+         6 bytes of Ethernet padding are not payload)",
+        d.payload.len(),
+        payload.len()
     );
 
     let mut rng = rand::rng();
@@ -310,8 +478,11 @@ fn decode_reads_headers_and_survives_garbage() {
 fn unknown_interface_is_a_clear_error() {
     labkit::sys::require_net_raw();
     match Sniffer::open("nosuch7", &RingConfig::default()) {
-        Ok(_) => panic!("opening a missing interface must fail"),
-        Err(e) => assert!(e.to_string().contains("nosuch7"), "name the interface: {e}"),
+        Ok(_) => panic!("requirement 1: opening interface nosuch7 succeeded; wanted an error"),
+        Err(e) => assert!(
+            e.to_string().contains("nosuch7"),
+            "requirement 1: the error {e:?} does not name the interface; wanted `nosuch7` in it"
+        ),
     }
     let bad = RingConfig {
         block_size: 1000,
@@ -319,7 +490,8 @@ fn unknown_interface_is_a_clear_error() {
     };
     assert!(
         Sniffer::open("lo", &bad).is_err(),
-        "a block size that is not a page multiple"
+        "requirement 1: a block size of 1000 bytes (not a page multiple) was accepted; wanted an \
+         error"
     );
 }
 
@@ -358,7 +530,7 @@ fn prints_one_line_per_packet_like_tcpdump_and_statistics_on_exit() {
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
         panic!(
-            "expected `capturing on lo` first, got {first:?}; stderr: {}",
+            "requirement 6: the first line was {first:?}; wanted `capturing on lo`. stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -367,32 +539,37 @@ fn prints_one_line_per_packet_like_tcpdump_and_statistics_on_exit() {
         tx.send(&vec![b'x'; *len]).unwrap();
     }
     let status = labkit::process::wait_timeout(&mut child, WAIT)
-        .expect("the sniffer exits after -c packets");
+        .expect("requirement 6: the sniffer did not exit within 5 s after -c packets");
     let mut out = Vec::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
         out.push(line);
     }
-    assert!(status.success(), "exit status {status}; output: {out:#?}");
+    assert!(
+        status.success(),
+        "requirement 6: the sniffer exited with {status}; wanted success. Output: {out:#?}"
+    );
     let packet_lines: Vec<&String> = out.iter().filter(|l| l.contains(" IP ")).collect();
     assert_eq!(
         packet_lines.len(),
         n,
-        "one line per datagram (the outgoing copy on lo skipped): {out:#?}"
+        "requirement 6: {} packet lines for {n} datagrams; wanted one per datagram (the \
+         outgoing copy on lo skipped): {out:#?}",
+        packet_lines.len()
     );
     for (line, len) in packet_lines.iter().zip(&lengths) {
         let expected = format!("IP 127.0.0.1.{sport} > 127.0.0.1.{port}: UDP, length {len}");
         assert!(
             line.contains(&expected),
-            "{line:?} should contain {expected:?}"
+            "requirement 6: the line {line:?} lacks {expected:?}; wanted it"
         );
     }
     assert!(
         out.iter()
             .any(|l| l.ends_with("packets received by filter")),
-        "{out:#?}"
+        "requirement 6: no `N packets received by filter` line; wanted one: {out:#?}"
     );
     assert!(
         out.iter().any(|l| l == "0 packets dropped by kernel"),
-        "{out:#?}"
+        "requirement 6: no `0 packets dropped by kernel` line; wanted one: {out:#?}"
     );
 }

@@ -1,3 +1,51 @@
+//! ## Goal
+//! Design a binary protocol and the code that survives what TCP does to it. TCP delivers a byte
+//! stream, not messages: one `read` may return half a header, another three frames and a bit. You
+//! write a fixed 14-byte header, a streaming decoder over `bytes::BytesMut` that handles any split,
+//! limits that hold against a hostile peer (a header claiming 4 GiB costs 14 bytes, not 4 GiB), and
+//! a small key-value server and client that speak it.
+//!
+//! ## Requirements
+//! 1. `encode(&Frame, &mut BytesMut)` appends exactly the wire format below.
+//! 2. `FrameDecoder::decode(&mut BytesMut)` takes one whole frame off the front of the buffer or
+//!    returns `Ok(None)` and leaves the buffer alone; it works whatever the split: one byte at a
+//!    time, random cut points, many frames in one read.
+//! 3. Limits and errors: a payload length above the decoder's maximum is `FrameTooLarge` as soon as
+//!    the header is there, with nothing allocated for the claimed size (and a legal length does not
+//!    reserve its size before the bytes arrive); a bad magic, another version or an unknown type is
+//!    a protocol error; `decode_eof` reports a stream that ends inside a frame as `Truncated`. No
+//!    input, however random, makes the decoder panic.
+//! 4. `ch7_binary_framing --addr <addr>` serves the key-value store (prints `listening on <addr>`):
+//!    Put answers Ok, Get answers Value or NotFound, Delete answers Ok or NotFound, each with the
+//!    request's id, in order, also for pipelined requests arriving in arbitrary pieces.
+//!    `ch7_binary_framing client <addr> get|put|delete ...` prints the value, `OK` or `(not found)`.
+//! 5. A connection that breaks the protocol gets an Error frame and is closed; the server keeps
+//!    serving everybody else.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.4    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `encode(&Frame, &mut BytesMut)` appends exactly the wire format below
+//! - [ ] Requirement 2: `FrameDecoder::decode(&mut BytesMut)` takes one whole frame off the front
+//!   of the buffer or returns `Ok(None)` and leaves the buffer alone; it works whatever the split:
+//!   one byte at a time, random cut points, many frames in one read
+//! - [ ] Requirement 3: Limits and errors: a payload length above the decoder's maximum is
+//!   `FrameTooLarge` as soon as the header is there, with nothing allocated for the claimed size
+//!   (and a legal length does not reserve its size before the bytes arrive); a bad magic, another
+//!   version or an unknown type is a protocol error; `decode_eof` reports a stream that ends inside
+//!   a frame as `Truncated`
+//! - [ ] Requirement 4: `ch7_binary_framing --addr <addr>` serves the key-value store (prints
+//!   `listening on <addr>`): Put answers Ok, Get answers Value or NotFound, Delete answers Ok or
+//!   NotFound, each with the request's id, in order, also for pipelined requests arriving in
+//!   arbitrary pieces
+//! - [ ] Requirement 5: A connection that breaks the protocol gets an Error frame and is closed;
+//!   the server keeps serving everybody else
+//!
+//! ## Notes
+//!
 //! A binary protocol: fixed header + payload, a streaming decoder, and a key-value server.
 //!
 //! ```text

@@ -53,6 +53,40 @@ fn wire_of(f: &Frame) -> Vec<u8> {
     wire(f.msg_type as u8, f.flags, f.request_id, &f.payload)
 }
 
+/// A frame in a few words, for failure messages.
+fn brief(f: &Frame) -> String {
+    format!(
+        "{:?} id {} flags {:#06x}, {} payload bytes",
+        f.msg_type,
+        f.request_id,
+        f.flags,
+        f.payload.len()
+    )
+}
+
+/// Compares decoded frames with the frames sent, and names the first difference.
+fn assert_same_frames(req: &str, got: &[Frame], want: &[Frame], how: &str) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        panic!(
+            "{req}: {how}: frame {i} of {} decoded as {}; wanted {}{}",
+            want.len(),
+            brief(&got[i]),
+            brief(&want[i]),
+            if got[i].payload != want[i].payload && got[i].payload.len() == want[i].payload.len() {
+                " (same length, different bytes)"
+            } else {
+                ""
+            }
+        );
+    }
+    assert!(
+        got.len() == want.len(),
+        "{req}: {how}: {} frames decoded; wanted {}",
+        got.len(),
+        want.len()
+    );
+}
+
 /// Feeds `bytes` to a decoder in chunks cut at `cuts`, collecting every frame.
 fn decode_in_chunks(bytes: &[u8], cuts: &[usize]) -> Vec<Frame> {
     let mut decoder = FrameDecoder::new(lab::MAX_PAYLOAD);
@@ -62,14 +96,25 @@ fn decode_in_chunks(bytes: &[u8], cuts: &[usize]) -> Vec<Frame> {
     for &end in cuts.iter().chain(std::iter::once(&bytes.len())) {
         buf.extend_from_slice(&bytes[start..end]);
         start = end;
-        while let Some(f) = decoder.decode(&mut buf).expect("valid frames decode") {
-            frames.push(f);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => break,
+                Err(e) => panic!(
+                    "requirement 2: after {} good frames and {start} bytes, decode returned \
+                     {e:?}; wanted the next frame or Ok(None)",
+                    frames.len()
+                ),
+            }
         }
     }
-    assert_eq!(
-        decoder.decode_eof(&mut buf),
-        Ok(None),
-        "nothing left over at the end"
+    let end = decoder.decode_eof(&mut buf);
+    assert!(
+        end == Ok(None),
+        "requirement 2: at the end of {} bytes of whole frames, decode_eof returned {end:?} with \
+         {} bytes left; wanted Ok(None)",
+        bytes.len(),
+        buf.len()
     );
     frames
 }
@@ -81,18 +126,60 @@ fn encode_writes_the_documented_wire_format() {
         let f = random_frame();
         let mut out = BytesMut::new();
         lab::encode(&f, &mut out);
-        assert_eq!(&out[..], &wire_of(&f)[..], "{:?}", f.msg_type);
+        let want = wire_of(&f);
+        if let Some(at) = (0..out.len().min(want.len())).find(|&i| out[i] != want[i]) {
+            panic!(
+                "requirement 1: encode({}) differs from the wire format at byte {at} ({}): got \
+                 {:#04x}, wanted {:#04x} (integers are big-endian)",
+                brief(&f),
+                field_at(at),
+                out[at],
+                want[at]
+            );
+        }
+        assert!(
+            out.len() == want.len(),
+            "requirement 1: encode({}) wrote {} bytes; wanted {}",
+            brief(&f),
+            out.len(),
+            want.len()
+        );
     }
-    assert_eq!(lab::HEADER_LEN, 14);
+    let header_len = std::hint::black_box(lab::HEADER_LEN);
+    assert!(
+        header_len == 14,
+        "requirement 1: HEADER_LEN is {header_len}; wanted 14"
+    );
+}
+
+/// The header field holding byte `at` of a frame.
+fn field_at(at: usize) -> &'static str {
+    match at {
+        0..=1 => "magic",
+        2 => "version",
+        3 => "type",
+        4..=5 => "flags",
+        6..=9 => "request id",
+        10..=13 => "payload length",
+        _ => "payload",
+    }
 }
 
 // Requirement 2: streaming decode.
 #[test]
 fn decodes_a_frame_delivered_one_byte_at_a_time() {
-    let f = random_frame();
+    let mut f = random_frame();
+    if f.payload.is_empty() {
+        f.payload = Bytes::from_static(b"p"); // a payload that arrives after its header
+    }
     let bytes = wire_of(&f);
     let cuts: Vec<usize> = (1..bytes.len()).collect();
-    assert_eq!(decode_in_chunks(&bytes, &cuts), vec![f]);
+    assert_same_frames(
+        "requirement 2",
+        &decode_in_chunks(&bytes, &cuts),
+        &[f],
+        "one byte per read",
+    );
 }
 
 #[test]
@@ -107,7 +194,12 @@ fn decodes_frames_split_at_random_points() {
             .map(|_| rng.random_range(0..=bytes.len()))
             .collect();
         cuts.sort();
-        assert_eq!(decode_in_chunks(&bytes, &cuts), frames);
+        assert_same_frames(
+            "requirement 2",
+            &decode_in_chunks(&bytes, &cuts),
+            &frames,
+            &format!("{} bytes cut at {cuts:?}", bytes.len()),
+        );
     }
 }
 
@@ -115,7 +207,12 @@ fn decodes_frames_split_at_random_points() {
 fn decodes_many_frames_from_one_read() {
     let frames: Vec<Frame> = (0..100).map(|_| random_frame()).collect();
     let bytes: Vec<u8> = frames.iter().flat_map(wire_of).collect();
-    assert_eq!(decode_in_chunks(&bytes, &[]), frames);
+    assert_same_frames(
+        "requirement 2",
+        &decode_in_chunks(&bytes, &[]),
+        &frames,
+        "100 frames in one read",
+    );
 }
 
 // Requirement 3: limits and errors.
@@ -127,28 +224,42 @@ fn rejects_an_oversized_frame_from_its_header_alone() {
     let mut header = BytesMut::from(&wire(1, 0, 7, &[])[..]);
     header[10..14].copy_from_slice(&(claimed as u32).to_be_bytes());
     let capacity_before = header.capacity();
-    assert_eq!(
-        decoder.decode(&mut header),
-        Err(ProtocolError::FrameTooLarge { len: claimed, max })
+    let got = decoder.decode(&mut header);
+    assert!(
+        got == Err(ProtocolError::FrameTooLarge { len: claimed, max }),
+        "requirement 3: a header claiming {claimed} bytes with a maximum of {max} gave {got:?}; \
+         wanted FrameTooLarge {{ len: {claimed}, max: {max} }} at once"
     );
     assert!(
         header.capacity() <= capacity_before.max(64),
-        "nothing allocated for the claimed {claimed} bytes"
+        "requirement 3: the buffer's capacity went from {capacity_before} to {} bytes for a \
+         refused frame claiming {claimed}; wanted nothing allocated for it",
+        header.capacity()
     );
 
     // A length within the limit waits for the bytes without reserving them up front.
     let mut decoder = FrameDecoder::new(lab::MAX_PAYLOAD);
     let mut partial = BytesMut::from(&wire(1, 0, 7, &[])[..]);
     partial[10..14].copy_from_slice(&(lab::MAX_PAYLOAD as u32).to_be_bytes());
-    assert_eq!(decoder.decode(&mut partial), Ok(None));
+    let got = decoder.decode(&mut partial);
+    assert!(
+        got == Ok(None),
+        "requirement 2: a header announcing {} payload bytes, none there yet, gave {got:?}; \
+         wanted Ok(None)",
+        lab::MAX_PAYLOAD
+    );
     assert!(
         partial.capacity() < 64 * 1024,
-        "do not reserve the claimed length before it arrives"
+        "requirement 3: after a header announcing {} bytes the buffer holds {} bytes of \
+         capacity; wanted under 64 KiB (do not reserve the claimed length before it arrives)",
+        lab::MAX_PAYLOAD,
+        partial.capacity()
     );
-    assert_eq!(
-        partial.len(),
-        14,
-        "an incomplete frame is left in the buffer"
+    assert!(
+        partial.len() == 14,
+        "requirement 2: an incomplete frame left {} bytes in the buffer; wanted its 14 bytes \
+         left alone",
+        partial.len()
     );
 }
 
@@ -156,30 +267,32 @@ fn rejects_an_oversized_frame_from_its_header_alone() {
 fn rejects_unknown_magic_version_and_type() {
     let mut decoder = FrameDecoder::new(1024);
     let mut bad_magic = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
-    assert!(matches!(
-        decoder.decode(&mut bad_magic),
-        Err(ProtocolError::BadMagic(_))
-    ));
+    let got = decoder.decode(&mut bad_magic);
+    assert!(
+        matches!(got, Err(ProtocolError::BadMagic(_))),
+        "requirement 3: \"GET / HTTP/1.1\" decoded as {got:?}; wanted BadMagic"
+    );
     let version = rand::rng().random_range(2..=255u8);
     let mut v = wire(1, 0, 1, b"k");
     v[2] = version;
-    assert_eq!(
-        decoder.decode(&mut BytesMut::from(&v[..])),
-        Err(ProtocolError::UnsupportedVersion(version))
+    let got = decoder.decode(&mut BytesMut::from(&v[..]));
+    assert!(
+        got == Err(ProtocolError::UnsupportedVersion(version)),
+        "requirement 3: a frame of version {version} decoded as {got:?}; wanted \
+         UnsupportedVersion({version})"
     );
     let t = rand::rng().random_range(8..=255u8);
     let frame = wire(t, 0, 1, b"k");
-    assert_eq!(
-        decoder.decode(&mut BytesMut::from(&frame[..])),
-        Err(ProtocolError::UnknownType(t))
+    let got = decoder.decode(&mut BytesMut::from(&frame[..]));
+    assert!(
+        got == Err(ProtocolError::UnknownType(t)),
+        "requirement 3: a frame of type {t} decoded as {got:?}; wanted UnknownType({t})"
     );
     let ok = wire(2, 0, 1, b"kv");
+    let got = decoder.decode(&mut BytesMut::from(&ok[..]));
     assert!(
-        decoder
-            .decode(&mut BytesMut::from(&ok[..]))
-            .unwrap()
-            .is_some(),
-        "a good frame still decodes"
+        matches!(got, Ok(Some(_))),
+        "requirement 3: a good Put frame after the errors decoded as {got:?}; wanted a frame"
     );
 }
 
@@ -189,12 +302,25 @@ fn a_stream_ending_inside_a_frame_is_truncated() {
     let cut = rand::rng().random_range(1..bytes.len());
     let mut decoder = FrameDecoder::new(lab::MAX_PAYLOAD);
     let mut buf = BytesMut::from(&bytes[..cut]);
-    assert_eq!(decoder.decode(&mut buf), Ok(None));
-    assert_eq!(
-        decoder.decode_eof(&mut buf),
-        Err(ProtocolError::Truncated { buffered: cut })
+    let got = decoder.decode(&mut buf);
+    assert!(
+        got == Ok(None),
+        "requirement 2: the first {cut} of {} bytes of a frame decoded as {got:?}; wanted \
+         Ok(None)",
+        bytes.len()
     );
-    assert_eq!(decoder.decode_eof(&mut BytesMut::new()), Ok(None));
+    let got = decoder.decode_eof(&mut buf);
+    assert!(
+        got == Err(ProtocolError::Truncated { buffered: cut }),
+        "requirement 3: a stream ending {cut} bytes into a frame of {} gave {got:?}; wanted \
+         Truncated {{ buffered: {cut} }}",
+        bytes.len()
+    );
+    let got = decoder.decode_eof(&mut BytesMut::new());
+    assert!(
+        got == Ok(None),
+        "requirement 3: a stream ending cleanly between frames gave {got:?}; wanted Ok(None)"
+    );
 }
 
 /// The stable stand-in for a fuzzer: random bytes and mutations of valid streams, fed in
@@ -238,7 +364,8 @@ fn survives_100_000_random_and_mutated_inputs() {
     }
     assert!(
         frames_decoded > 10_000,
-        "valid frames among the inputs decode ({frames_decoded})"
+        "requirement 3: {frames_decoded} frames decoded from 100,000 inputs, half of them valid \
+         frames; wanted over 10,000"
     );
 }
 
@@ -253,11 +380,23 @@ fn connect(server: &Server) -> TcpStream {
 /// Reads one frame with the grader's own parsing.
 fn read_frame(stream: &mut TcpStream) -> (u8, u32, Vec<u8>) {
     let mut header = [0u8; 14];
-    stream.read_exact(&mut header).expect("a 14-byte header");
-    assert_eq!(&header[..3], &[0xC7, 0x4B, 1], "magic and version");
+    stream
+        .read_exact(&mut header)
+        .unwrap_or_else(|e| panic!("requirement 4: no 14-byte answer header from the server: {e}"));
+    assert!(
+        header[..3] == [0xC7, 0x4B, 1],
+        "requirement 1: an answer starts with {:02x?}; wanted magic C7 4B and version 1",
+        &header[..3]
+    );
     let len = u32::from_be_bytes(header[10..14].try_into().unwrap()) as usize;
+    assert!(
+        len <= 1 << 20,
+        "requirement 1: an answer announces {len} payload bytes (is the length big-endian?)"
+    );
     let mut payload = vec![0u8; len];
-    stream.read_exact(&mut payload).expect("the payload");
+    stream.read_exact(&mut payload).unwrap_or_else(|e| {
+        panic!("requirement 4: an answer announced {len} payload bytes that never came: {e}")
+    });
     (
         header[3],
         u32::from_be_bytes(header[6..10].try_into().unwrap()),
@@ -279,54 +418,98 @@ fn random_word() -> String {
         .collect()
 }
 
+/// Asserts that an answer is `(type, id, payload)`, naming the types in the message.
+fn expect_answer(req: &str, got: (u8, u32, Vec<u8>), want: (u8, u32, &[u8]), what: &str) {
+    const NAMES: [&str; 8] = [
+        "?", "Get", "Put", "Delete", "Value", "NotFound", "Ok", "Error",
+    ];
+    let name = |t: u8| NAMES.get(usize::from(t)).copied().unwrap_or("unknown");
+    assert!(
+        (got.0, got.1, got.2.as_slice()) == want,
+        "{req}: {what} was answered {} (type {}) id {} with {} payload bytes; wanted {} id {} \
+         with {} bytes",
+        name(got.0),
+        got.0,
+        got.1,
+        got.2.len(),
+        name(want.0),
+        want.1,
+        want.2.len()
+    );
+}
+
 #[test]
 fn server_stores_and_returns_values() {
+    let r = "requirement 4";
     let server = Server::start(lab_bin!(), &[]);
     let mut s = connect(&server);
     let (key, value) = (random_word(), random_word());
-    s.write_all(&wire(2, 0, 11, &put(key.as_bytes(), value.as_bytes())))
+    let id = rand::rng().random_range(1..u32::MAX - 10);
+    s.write_all(&wire(2, 0, id, &put(key.as_bytes(), value.as_bytes())))
         .unwrap();
-    assert_eq!(
+    expect_answer(r, read_frame(&mut s), (6, id, b""), "Put");
+    s.write_all(&wire(1, 0, id + 1, key.as_bytes())).unwrap();
+    expect_answer(
+        r,
         read_frame(&mut s),
-        (6, 11, vec![]),
-        "Put answers Ok with the same request id"
+        (4, id + 1, value.as_bytes()),
+        "Get of a stored key",
     );
-    s.write_all(&wire(1, 0, 12, key.as_bytes())).unwrap();
-    assert_eq!(
+    s.write_all(&wire(3, 0, id + 2, key.as_bytes())).unwrap();
+    expect_answer(
+        r,
         read_frame(&mut s),
-        (4, 12, value.clone().into_bytes()),
-        "Get answers Value"
+        (6, id + 2, b""),
+        "Delete of a stored key",
     );
-    s.write_all(&wire(3, 0, 13, key.as_bytes())).unwrap();
-    assert_eq!(read_frame(&mut s), (6, 13, vec![]), "Delete answers Ok");
-    s.write_all(&wire(1, 0, 14, key.as_bytes())).unwrap();
-    assert_eq!(
+    s.write_all(&wire(1, 0, id + 3, key.as_bytes())).unwrap();
+    expect_answer(
+        r,
         read_frame(&mut s),
-        (5, 14, vec![]),
-        "Get of a deleted key answers NotFound"
+        (5, id + 3, b""),
+        "Get of a deleted key",
+    );
+    s.write_all(&wire(3, 0, id + 4, key.as_bytes())).unwrap();
+    expect_answer(
+        r,
+        read_frame(&mut s),
+        (5, id + 4, b""),
+        "Delete of a key that is not there",
     );
 }
 
 #[test]
 fn client_command_talks_to_the_server() {
+    let r = "requirement 4";
     let server = Server::start(lab_bin!(), &[]);
     let addr = server.addr().to_string();
     let (key, value) = (random_word(), random_word());
     let out = labkit::run(lab_bin!(), &["client", &addr, "put", &key, &value]);
-    assert_eq!(
-        (out.code(), out.stdout_str().trim()),
-        (Some(0), "OK"),
-        "{}",
+    assert!(
+        (out.code(), out.stdout_str().trim()) == (Some(0), "OK"),
+        "{r}: `client put` exited with {:?} and printed {:?}; wanted 0 and OK (stderr: {})",
+        out.code(),
+        out.stdout_str(),
         out.stderr_str()
     );
     let out = labkit::run(lab_bin!(), &["client", &addr, "get", &key]);
-    assert_eq!(out.stdout_str().trim(), value);
+    assert!(
+        out.stdout_str().trim() == value,
+        "{r}: `client get` printed {:?}; wanted {value:?} (stderr: {})",
+        out.stdout_str(),
+        out.stderr_str()
+    );
     let out = labkit::run(lab_bin!(), &["client", &addr, "get", "missing-key"]);
-    assert_eq!(out.stdout_str().trim(), "(not found)");
+    assert!(
+        out.stdout_str().trim() == "(not found)",
+        "{r}: `client get` of a missing key printed {:?}; wanted \"(not found)\"",
+        out.stdout_str()
+    );
 }
 
 #[test]
 fn server_answers_pipelined_requests_sent_in_random_pieces() {
+    let r = "requirement 4";
     let server = Server::start(lab_bin!(), &[]);
     let mut s = connect(&server);
     let n = 200;
@@ -353,24 +536,54 @@ fn server_answers_pipelined_requests_sent_in_random_pieces() {
         })
     };
     for i in 0..n {
-        assert_eq!(read_frame(&mut s), (6, 2 * i, vec![]));
-        assert_eq!(
+        expect_answer(
+            r,
             read_frame(&mut s),
-            (4, 2 * i + 1, format!("v{i}").into_bytes())
+            (6, 2 * i, b""),
+            &format!("pipelined Put {i} of {n}"),
+        );
+        expect_answer(
+            r,
+            read_frame(&mut s),
+            (4, 2 * i + 1, format!("v{i}").as_bytes()),
+            &format!("pipelined Get {i} of {n}"),
         );
     }
     writer.join().unwrap();
 }
 
 /// Reads until the server closes; returns what came (an Error frame, possibly).
-fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+fn read_until_closed(s: &mut TcpStream, what: &str) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut got = Vec::new();
     match s.read_to_end(&mut got) {
         Ok(_) => got,
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => got,
-        Err(e) => panic!("the server must close a connection after a protocol error: {e}"),
+        Err(e) => panic!(
+            "requirement 5: after {what} the server must close the connection; it is still open \
+             after 5 s and {} bytes ({e})",
+            got.len()
+        ),
     }
+}
+
+/// Requires `got` (everything the server sent before closing) to be one Error frame with a
+/// UTF-8 message.
+fn expect_error_frame(got: &[u8], what: &str) {
+    assert!(
+        got.len() >= 14 && got[..3] == [0xC7, 0x4B, 1] && got[3] == 7,
+        "requirement 5: after {what} the server sent {} bytes ({:02x?}) before closing; wanted an \
+         Error frame (type 7)",
+        got.len(),
+        &got[..got.len().min(14)]
+    );
+    let len = u32::from_be_bytes(got[10..14].try_into().unwrap()) as usize;
+    assert!(
+        got.len() == 14 + len && !got[14..].is_empty() && std::str::from_utf8(&got[14..]).is_ok(),
+        "requirement 5: after {what} the Error frame announces {len} payload bytes, {} came; \
+         wanted one frame whose payload is a UTF-8 message",
+        got.len() - 14
+    );
 }
 
 #[test]
@@ -380,25 +593,65 @@ fn server_closes_a_connection_that_sends_an_oversized_frame() {
     let mut header = wire(2, 0, 1, &[]);
     header[10..14].copy_from_slice(&u32::MAX.to_be_bytes());
     s.write_all(&header).unwrap();
-    let got = read_until_closed(&mut s);
+    let what = "a header claiming 4 GiB";
+    let got = read_until_closed(&mut s, what);
+    expect_error_frame(&got, what);
     assert!(
-        got.len() >= 14 && got[3] == 7,
-        "an Error frame before closing: {got:?}"
+        labkit::net::is_listening(server.addr(), Duration::from_secs(2)),
+        "requirement 5: the server stopped listening after {what}"
     );
-    assert!(labkit::net::is_listening(
-        server.addr(),
-        Duration::from_secs(2)
-    ));
+}
+
+#[test]
+fn server_answers_protocol_errors_with_an_error_frame_and_closes() {
+    let server = Server::start(lab_bin!(), &[]);
+    let mut bad_version = wire(1, 0, 1, b"k");
+    bad_version[2] = rand::rng().random_range(2..=255);
+    let key_len = rand::rng().random_range(10..1000u16);
+    let mut long_key = key_len.to_be_bytes().to_vec();
+    long_key.extend_from_slice(b"short");
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("bytes with a bad magic", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        ("a frame of another version", bad_version),
+        ("a frame of an unknown type", wire(9, 0, 1, b"k")),
+        (
+            "a Put whose key length passes its payload",
+            wire(2, 0, 1, &long_key),
+        ),
+        ("a Put without a key length", wire(2, 0, 1, b"x")),
+        ("an answer (Value) sent as a request", wire(4, 0, 1, b"v")),
+    ];
+    for (what, bytes) in cases {
+        let mut s = connect(&server);
+        s.write_all(&bytes).unwrap();
+        let got = read_until_closed(&mut s, what);
+        expect_error_frame(&got, what);
+    }
+    // Nothing was stored by the malformed Puts, and the server still serves.
+    let mut s = connect(&server);
+    s.write_all(&wire(1, 0, 5, b"short")).unwrap();
+    expect_answer(
+        "requirement 5",
+        read_frame(&mut s),
+        (5, 5, b""),
+        "Get of a key only a malformed Put named",
+    );
 }
 
 #[test]
 fn server_survives_garbage_and_other_clients_are_unaffected() {
+    let r = "requirement 5";
     let server = Server::start(lab_bin!(), &[]);
     let mut good = connect(&server);
     let key = random_word();
     good.write_all(&wire(2, 0, 1, &put(key.as_bytes(), b"before")))
         .unwrap();
-    assert_eq!(read_frame(&mut good).0, 6);
+    expect_answer(
+        r,
+        read_frame(&mut good),
+        (6, 1, b""),
+        "Put before the garbage",
+    );
     let mut rng = rand::rng();
     for _ in 0..20 {
         let mut bad = connect(&server);
@@ -407,15 +660,21 @@ fn server_survives_garbage_and_other_clients_are_unaffected() {
             .collect();
         let _ = bad.write_all(&garbage);
         let _ = bad.shutdown(std::net::Shutdown::Write);
-        read_until_closed(&mut bad);
+        read_until_closed(&mut bad, "random garbage");
     }
     good.write_all(&wire(1, 0, 2, key.as_bytes())).unwrap();
-    assert_eq!(
+    expect_answer(
+        r,
         read_frame(&mut good),
-        (4, 2, b"before".to_vec()),
-        "the good client is unaffected"
+        (4, 2, b"before"),
+        "Get on a connection opened before the garbage",
     );
     let mut fresh = connect(&server);
     fresh.write_all(&wire(1, 0, 3, key.as_bytes())).unwrap();
-    assert_eq!(read_frame(&mut fresh).0, 4, "new clients are served");
+    expect_answer(
+        r,
+        read_frame(&mut fresh),
+        (4, 3, b"before"),
+        "Get on a new connection after the garbage",
+    );
 }

@@ -1,3 +1,48 @@
+//! ## Goal
+//! Put one realistic record (an `Order` with nested line items, strings and a list of strings)
+//! through three serialization formats and measure what their designs cost: Protocol Buffers
+//! (prost), a compact tag-length-value encoding that must be parsed into owned structs, and Cap'n
+//! Proto and FlatBuffers, whose bytes are read *in place*. You prove the zero-copy claim with
+//! addresses (a string you read points into the input buffer) and measure encode time, decode
+//! time, the time to read two fields, and the encoded size.
+//!
+//! ## Requirements
+//! 1. `proto_encode`/`proto_decode`, `capnp_encode`/`capnp_decode`, `fb_encode`/`fb_decode` round
+//!    trip any `Order` (UTF-8 strings of any content, empty lists, `u64` extremes).
+//! 2. The bytes follow the schemas: protobuf's exactly as the wire format says (field tags,
+//!    varints, defaults omitted), Cap'n Proto's and FlatBuffers' readable by their generated
+//!    readers.
+//! 3. `capnp_peek` and `fb_peek` read the customer and the order total without building an `Order`:
+//!    the customer `&str` they return lies inside the input buffer (`fb_customer` returns it with
+//!    the buffer's lifetime). `proto_peek` cannot: it decodes the whole message and its customer is
+//!    an owned `String`.
+//! 4. Protobuf is the most compact of the three on this record.
+//! 5. Random and corrupted bytes are an error (`SerError`) in every decoder and peek, never a panic.
+//!    In particular: a truncated Cap'n Proto or FlatBuffers message, cut anywhere, and a protobuf
+//!    message cut inside a string, are errors (not an empty or partial `Order`), and a string that
+//!    is not UTF-8 is an error in every format (checked, not replaced).
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.5    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `proto_encode`/`proto_decode`, `capnp_encode`/`capnp_decode`,
+//!   `fb_encode`/`fb_decode` round trip any `Order` (UTF-8 strings of any content, empty lists,
+//!   `u64` extremes)
+//! - [ ] Requirement 2: The bytes follow the schemas: protobuf's exactly as the wire format says
+//!   (field tags, varints, defaults omitted), Cap'n Proto's and FlatBuffers' readable by their
+//!   generated readers
+//! - [ ] Requirement 3: `capnp_peek` and `fb_peek` read the customer and the order total without
+//!   building an `Order`: the customer `&str` they return lies inside the input buffer
+//!   (`fb_customer` returns it with the buffer's lifetime)
+//! - [ ] Requirement 4: Protobuf is the most compact of the three on this record
+//! - [ ] Requirement 5: Random and corrupted bytes are an error (`SerError`) in every decoder and
+//!   peek, never a panic
+//!
+//! ## Notes
+//!
 //! One record, three formats: Protocol Buffers (prost), Cap'n Proto and FlatBuffers.
 //!
 //! The record is an `Order` with nested line items, strings and a list of strings; the schema

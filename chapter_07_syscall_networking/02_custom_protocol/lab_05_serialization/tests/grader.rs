@@ -48,6 +48,30 @@ fn random_order() -> Order {
     }
 }
 
+/// What a decoder gave back, in one line: the error, or the first field that differs.
+fn describe(got: &Result<Order, lab::SerError>, want: &Order) -> String {
+    let got = match got {
+        Err(e) => return format!("the error {e}"),
+        Ok(got) => got,
+    };
+    let field = if got.id != want.id {
+        "id"
+    } else if got.customer != want.customer {
+        "customer"
+    } else if got.created_at_ms != want.created_at_ms {
+        "created_at_ms"
+    } else if got.items != want.items {
+        "items"
+    } else if got.tags != want.tags {
+        "tags"
+    } else if got.note != want.note {
+        "note"
+    } else {
+        return "the same order".into();
+    };
+    format!("an order whose {field} differs")
+}
+
 fn range_of(buf: &[u8]) -> Range<usize> {
     let start = buf.as_ptr() as usize;
     start..start + buf.len()
@@ -58,9 +82,15 @@ fn range_of(buf: &[u8]) -> Range<usize> {
 fn protobuf_round_trips_random_orders() {
     for _ in 0..300 {
         let order = random_order();
-        assert_eq!(
-            lab::proto_decode(&lab::proto_encode(&order)).expect("decode"),
-            order
+        let bytes = lab::proto_encode(&order);
+        let back = lab::proto_decode(&bytes);
+        assert!(
+            back.as_ref().is_ok_and(|back| *back == order),
+            "requirement 1: protobuf: an order of {} items encoded to {} bytes came back as {}; \
+             wanted the same order",
+            order.items.len(),
+            bytes.len(),
+            describe(&back, &order)
         );
     }
 }
@@ -69,9 +99,15 @@ fn protobuf_round_trips_random_orders() {
 fn capnp_round_trips_random_orders() {
     for _ in 0..300 {
         let order = random_order();
-        assert_eq!(
-            lab::capnp_decode(&lab::capnp_encode(&order)).expect("decode"),
-            order
+        let bytes = lab::capnp_encode(&order);
+        let back = lab::capnp_decode(&bytes);
+        assert!(
+            back.as_ref().is_ok_and(|back| *back == order),
+            "requirement 1: capnp: an order of {} items encoded to {} bytes came back as {}; \
+             wanted the same order",
+            order.items.len(),
+            bytes.len(),
+            describe(&back, &order)
         );
     }
 }
@@ -80,9 +116,15 @@ fn capnp_round_trips_random_orders() {
 fn flatbuffers_round_trips_random_orders() {
     for _ in 0..300 {
         let order = random_order();
-        assert_eq!(
-            lab::fb_decode(&lab::fb_encode(&order)).expect("decode"),
-            order
+        let bytes = lab::fb_encode(&order);
+        let back = lab::fb_decode(&bytes);
+        assert!(
+            back.as_ref().is_ok_and(|back| *back == order),
+            "requirement 1: flatbuffers: an order of {} items encoded to {} bytes came back as {}; \
+             wanted the same order",
+            order.items.len(),
+            bytes.len(),
+            describe(&back, &order)
         );
     }
 }
@@ -97,9 +139,12 @@ fn protobuf_bytes_follow_the_wire_format() {
         ..Order::default()
     };
     // field 1 varint (tag 0x08), field 2 length-delimited (tag 0x12); defaults are not written.
-    assert_eq!(
-        lab::proto_encode(&order),
-        vec![0x08, id as u8, 0x12, 2, b'a', b'l']
+    let got = lab::proto_encode(&order);
+    let want = vec![0x08, id as u8, 0x12, 2, b'a', b'l'];
+    assert!(
+        got == want,
+        "requirement 2: protobuf of {{ id: {id}, customer: \"al\" }} is {got:02x?}; wanted \
+         {want:02x?}"
     );
     let with_item = Order {
         items: vec![LineItem {
@@ -110,9 +155,12 @@ fn protobuf_bytes_follow_the_wire_format() {
         ..Order::default()
     };
     // field 4, a nested message of 5 bytes: sku "x" (0a 01 78), quantity 3 (10 03).
-    assert_eq!(
-        lab::proto_encode(&with_item),
-        vec![0x22, 5, 0x0a, 1, b'x', 0x10, 3]
+    let got = lab::proto_encode(&with_item);
+    let want = vec![0x22, 5, 0x0a, 1, b'x', 0x10, 3];
+    assert!(
+        got == want,
+        "requirement 2: protobuf of one item {{ sku: \"x\", quantity: 3 }} is {got:02x?}; \
+         wanted {want:02x?}"
     );
 }
 
@@ -125,24 +173,48 @@ fn capnp_and_flatbuffers_bytes_follow_their_schemas() {
         &mut slice,
         capnp::message::ReaderOptions::new(),
     )
-    .expect("a Cap'n Proto message");
+    .expect("requirement 2: capnp_encode's bytes are not a Cap'n Proto message");
     let root = message
         .get_root::<lab::order_capnp::order::Reader<'_>>()
-        .unwrap();
-    assert_eq!(root.get_id(), order.id);
-    assert_eq!(
-        root.get_customer().unwrap().to_str().unwrap(),
-        order.customer
+        .expect("requirement 2: capnp_encode's message has no Order root");
+    let read = (
+        root.get_id(),
+        root.get_customer().ok().and_then(|c| c.to_str().ok()),
+        root.get_items().map_or(0, |v| v.len() as usize),
+        root.get_tags().map_or(0, |v| v.len() as usize),
     );
-    assert_eq!(root.get_items().unwrap().len() as usize, order.items.len());
-    assert_eq!(root.get_tags().unwrap().len() as usize, order.tags.len());
+    let want = (
+        order.id,
+        Some(order.customer.as_str()),
+        order.items.len(),
+        order.tags.len(),
+    );
+    assert!(
+        read == want,
+        "requirement 2: the generated Cap'n Proto reader reads (id, customer, items, tags) = \
+         {read:?} from capnp_encode's bytes; wanted {want:?}"
+    );
 
     let bytes = lab::fb_encode(&order);
-    let root = lab::order_generated::shop::root_as_order(&bytes).expect("a verified FlatBuffer");
-    assert_eq!(root.id(), order.id);
-    assert_eq!(root.created_at_ms(), order.created_at_ms);
-    assert_eq!(root.note().unwrap_or_default(), order.note);
-    assert_eq!(root.items().map_or(0, |v| v.len()), order.items.len());
+    let root = lab::order_generated::shop::root_as_order(&bytes)
+        .expect("requirement 2: fb_encode's bytes fail the FlatBuffers verifier");
+    let read = (
+        root.id(),
+        root.created_at_ms(),
+        root.note().unwrap_or_default(),
+        root.items().map_or(0, |v| v.len()),
+    );
+    let want = (
+        order.id,
+        order.created_at_ms,
+        order.note.as_str(),
+        order.items.len(),
+    );
+    assert!(
+        read == want,
+        "requirement 2: the generated FlatBuffers reader reads (id, created_at_ms, note, items) \
+         = {read:?} from fb_encode's bytes; wanted {want:?}"
+    );
 }
 
 // Requirement 3: zero-copy reads.
@@ -159,27 +231,41 @@ fn capnp_and_flatbuffers_read_strings_in_place() {
             ),
             ("flatbuffers", lab::fb_encode(&order), lab::fb_peek),
         ] {
-            let p = peek(&bytes).expect("peek");
-            assert_eq!(p.total_cents, order.total_cents(), "{name}: total");
-            assert_eq!(
-                p.customer_len,
-                order.customer.len(),
-                "{name}: customer length"
-            );
+            let p = peek(&bytes).unwrap_or_else(|e| {
+                panic!("requirement 3: {name}: peek of a valid encoding failed: {e}")
+            });
+            let want = (order.total_cents(), order.customer.len());
             assert!(
-                range_of(&bytes).contains(&p.customer_addr),
-                "{name}: the customer must be read in place, inside the input buffer"
+                (p.total_cents, p.customer_len) == want,
+                "requirement 3: {name}: peek read (total, customer length) = {:?}; wanted {want:?}",
+                (p.total_cents, p.customer_len)
+            );
+            let buffer = range_of(&bytes);
+            assert!(
+                buffer.contains(&p.customer_addr),
+                "requirement 3: {name}: the customer peek returned is at {:#x}, outside the \
+                 input buffer {:#x}..{:#x}; wanted it read in place (zero copy), not copied",
+                p.customer_addr,
+                buffer.start,
+                buffer.end
             );
             let offset = p.customer_addr - bytes.as_ptr() as usize;
-            assert_eq!(
-                &bytes[offset..offset + p.customer_len],
-                order.customer.as_bytes()
+            let in_place = bytes.get(offset..offset + p.customer_len);
+            assert!(
+                in_place == Some(order.customer.as_bytes()),
+                "requirement 3: {name}: the bytes at the customer's address are not the customer"
             );
         }
         let bytes = lab::fb_encode(&order);
-        let customer = lab::fb_customer(&bytes).unwrap();
-        assert_eq!(customer, order.customer);
-        assert!(range_of(&bytes).contains(&(customer.as_ptr() as usize)));
+        let customer = lab::fb_customer(&bytes)
+            .unwrap_or_else(|e| panic!("requirement 3: fb_customer of a valid buffer failed: {e}"));
+        assert!(
+            customer == order.customer && range_of(&bytes).contains(&(customer.as_ptr() as usize)),
+            "requirement 3: fb_customer returned {customer:?} at {:p}; wanted {:?} inside the \
+             input buffer",
+            customer.as_ptr(),
+            order.customer
+        );
     }
 }
 
@@ -188,12 +274,18 @@ fn protobuf_peek_must_decode_into_owned_strings() {
     let mut order = random_order();
     order.customer.push_str("-customer");
     let bytes = lab::proto_encode(&order);
-    let p = lab::proto_peek(&bytes).expect("peek");
-    assert_eq!(p.total_cents, order.total_cents());
-    assert_eq!(p.customer_len, order.customer.len());
+    let p = lab::proto_peek(&bytes)
+        .unwrap_or_else(|e| panic!("requirement 3: proto_peek of a valid encoding failed: {e}"));
+    let want = (order.total_cents(), order.customer.len());
+    assert!(
+        (p.total_cents, p.customer_len) == want,
+        "requirement 3: proto_peek read (total, customer length) = {:?}; wanted {want:?}",
+        (p.total_cents, p.customer_len)
+    );
     assert!(
         !range_of(&bytes).contains(&p.customer_addr),
-        "prost decodes into an owned String"
+        "requirement 3: proto_peek's customer lies inside the input buffer; wanted it in the \
+         decoded Order (prost decodes into an owned String)"
     );
 }
 
@@ -215,9 +307,10 @@ fn protobuf_is_the_most_compact_of_the_three() {
         );
         smaller += usize::from(p < c && p < f);
     }
-    assert_eq!(
-        smaller, 100,
-        "varints and no padding: protobuf is smaller than both zero-copy formats"
+    assert!(
+        smaller == 100,
+        "requirement 4: protobuf was smaller than both zero-copy formats for {smaller} of 100 \
+         random orders; wanted all 100 (varints, no padding)"
     );
 }
 
@@ -256,6 +349,106 @@ fn garbage_is_an_error_never_a_panic() {
     }
     assert!(
         errors > 1000,
-        "garbage must be reported as errors ({errors})"
+        "requirement 5: over 10,000 garbage inputs, the three decoders reported {errors} errors; \
+         wanted most of them rejected"
     );
+}
+
+/// One format under test: its name, encoder, decoder and peek.
+type Format = (
+    &'static str,
+    fn(&Order) -> Vec<u8>,
+    fn(&[u8]) -> Result<Order, lab::SerError>,
+    fn(&[u8]) -> Result<lab::Peek, lab::SerError>,
+);
+
+const FORMATS: [Format; 3] = [
+    (
+        "protobuf",
+        lab::proto_encode,
+        lab::proto_decode,
+        lab::proto_peek,
+    ),
+    (
+        "capnp",
+        lab::capnp_encode,
+        lab::capnp_decode,
+        lab::capnp_peek,
+    ),
+    ("flatbuffers", lab::fb_encode, lab::fb_decode, lab::fb_peek),
+];
+
+/// An order whose customer is ASCII and easy to find in any encoding.
+fn order_with_findable_customer() -> Order {
+    let mut order = random_order();
+    order.customer = format!("customer-{:016x}", rand::rng().random::<u64>());
+    order
+}
+
+/// Where `needle` starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the customer's bytes appear in every encoding")
+}
+
+#[test]
+fn truncated_messages_are_errors() {
+    let mut rng = rand::rng();
+    for _ in 0..100 {
+        let order = order_with_findable_customer();
+        for (name, encode, decode, peek) in FORMATS {
+            let bytes = encode(&order);
+            // Cap'n Proto (segment sizes up front) and FlatBuffers (verified offsets) notice any
+            // cut. Protobuf cannot notice a cut between two fields, only one inside a field: cut
+            // it inside the customer string.
+            let cut = if name == "protobuf" {
+                find(&bytes, order.customer.as_bytes()) + rng.random_range(1..order.customer.len())
+            } else {
+                rng.random_range(0..bytes.len())
+            };
+            let short = &bytes[..cut];
+            let decoded = decode(short);
+            assert!(
+                decoded.is_err(),
+                "requirement 5: {name}: the first {cut} of {} bytes decoded to {}; wanted an \
+                 error (a truncated message)",
+                bytes.len(),
+                describe(&decoded, &order)
+            );
+            assert!(
+                peek(short).is_err(),
+                "requirement 5: {name}: peek of the first {cut} of {} bytes succeeded; wanted an \
+                 error (a truncated message)",
+                bytes.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_in_a_string_is_an_error() {
+    let mut rng = rand::rng();
+    for _ in 0..100 {
+        let order = order_with_findable_customer();
+        for (name, encode, decode, peek) in FORMATS {
+            let mut bytes = encode(&order);
+            let at =
+                find(&bytes, order.customer.as_bytes()) + rng.random_range(0..order.customer.len());
+            bytes[at] = 0xff; // never valid in UTF-8
+            let decoded = decode(&bytes);
+            assert!(
+                decoded.is_err(),
+                "requirement 5: {name}: a customer with byte 0xff in it decoded to {}; wanted an \
+                 error (strings are UTF-8: check, do not replace)",
+                describe(&decoded, &order)
+            );
+            assert!(
+                peek(&bytes).is_err(),
+                "requirement 5: {name}: peek of a customer with byte 0xff in it succeeded; wanted \
+                 an error"
+            );
+        }
+    }
 }

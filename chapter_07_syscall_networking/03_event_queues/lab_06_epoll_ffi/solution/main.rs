@@ -24,12 +24,13 @@
 //! buffer; and one `epoll_wait` returns up to 1,024 ready sockets, so a message costs about two
 //! syscalls (read, write) whatever the number of idle connections.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
+
+use clap::Parser;
 
 #[cfg(target_os = "linux")]
 pub use self::epoll::{Epoll, EpollEvent, Event, Events};
@@ -593,8 +594,6 @@ mod kqueue {
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum ServerError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The listening socket could not be created: exit code 1.
     Bind { addr: SocketAddr, source: io::Error },
     /// The event queue itself failed: exit code 1.
@@ -604,33 +603,40 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             ServerError::Poll(source) => write!(f, "event loop: {source}"),
         }
     }
 }
 
-/// Parses the arguments after the program name: `--addr HOST:PORT` or nothing.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<SocketAddr, ServerError> {
-    let mut args = args.into_iter();
-    let mut addr = DEFAULT_ADDR.to_string();
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--addr") => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| ServerError::Usage("--addr needs a value".into()))?;
-                addr = value.to_string_lossy().into_owned();
-            }
-            _ => {
-                let arg = arg.to_string_lossy();
-                return Err(ServerError::Usage(format!("unexpected argument: {arg}")));
-            }
+/// The command line: `ch7_epoll_ffi [--addr HOST:PORT]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_epoll_ffi",
+    about = "An echo server for ten thousand clients: one thread, epoll through FFI"
+)]
+pub struct Args {
+    /// Where to listen (port 0: the kernel picks a free one; print the bound address)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+pub fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-    }
-    addr.parse()
-        .map_err(|_| ServerError::Usage(format!("not an address like 127.0.0.1:7000: {addr}")))
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "ch7_epoll_ffi: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// The listening socket, made with the plain system calls: `socket` (non-blocking and
@@ -956,12 +962,12 @@ pub fn run(addr: SocketAddr) -> Result<(), ServerError> {
 }
 
 fn main() -> ExitCode {
-    match parse_args(std::env::args_os().skip(1)).and_then(run) {
+    let addr = match parse_args() {
+        Ok(args) => args.addr,
+        Err(code) => return code,
+    };
+    match run(addr) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ ServerError::Usage(_)) => {
-            eprintln!("ch7_epoll_ffi: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("ch7_epoll_ffi: {e}");
             ExitCode::from(1)

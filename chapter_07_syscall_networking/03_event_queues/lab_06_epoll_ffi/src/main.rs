@@ -1,3 +1,93 @@
+//! ## Goal
+//! Write the event loop that mio and tokio are built on, with nothing between you and the kernel:
+//! declare `epoll_create1`, `epoll_ctl` and `epoll_wait` yourself in an `extern "C"` block, with
+//! `struct epoll_event` laid out exactly as the kernel expects; wrap them in a small safe API
+//! (`Epoll`, `Events`, `Token`, `Interest`, level, edge and oneshot triggering); then build a
+//! one-thread echo server on it that holds ten thousand connections at once. The grader checks
+//! the wrapper's semantics on pipes and sockets, then runs the server against a client process
+//! that opens 10,000 concurrent connections.
+//!
+//! ## Requirements
+//! 1. **The FFI matches the kernel.** `EpollEvent` has the layout of `struct epoll_event`: 12
+//!    bytes and packed on x86_64, 16 bytes elsewhere (the grader compares it with the `libc`
+//!    crate's declaration). `Epoll::new` uses `EPOLL_CLOEXEC`, and the `Epoll` owns its fd:
+//!    dropping it closes the fd.
+//! 2. **Triggering.** `Trigger::Level` reports a ready fd on every wait while it stays ready;
+//!    `Trigger::Edge` reports a change once (new data, new room), even if the data stays unread;
+//!    `Trigger::Oneshot` reports one event and then nothing until `modify` re-arms it. An event
+//!    says `is_readable`, `is_writable`, `is_read_closed` (`EPOLLRDHUP` for a peer's FIN, which
+//!    READABLE always asks for; `EPOLLHUP` for a pipe whose writer closed) and `is_error`.
+//! 3. **Registration.** Tokens (any `u64`, 0 and `u64::MAX` included) come back unchanged;
+//!    `modify` changes the interest; `delete` stops the reports; adding an fd twice is `EEXIST`,
+//!    deleting an unregistered one is `ENOENT` (as `io::Error`s, never a panic); `wait` stores at
+//!    most `Events::with_capacity(n)` events.
+//! 4. **Timeouts.** `wait(events, Some(d))` returns 0 events after `d` when nothing is ready, and
+//!    rounds `d` **up** to whole milliseconds (a 300 µs timeout must not become 0);
+//!    `wait(events, None)` has no timeout (-1 for `epoll_wait`) and returns with the first event.
+//! 5. **Command line.** `ch7_epoll_ffi [--addr HOST:PORT]` prints `listening on <addr>` with the
+//!    address the socket is bound to (`local_addr()`: the grader passes port 0). `--help` prints
+//!    the usage on stdout and exits 0; a bad address or an unknown argument is one line on stderr
+//!    and exit code 2; an address in use is one line on stderr and exit code 1.
+//! 6. **Echo.** Every byte comes back in order, through partial writes (bytes the socket did not
+//!    take wait in the connection's own buffer, and the server stops reading that client until
+//!    they are sent); after a client's `shutdown(Write)` the server sends all it still owes, then
+//!    closes; a client that never reads does not stop the others, and is not read either: its
+//!    writes stall once the kernel's buffers are full, and the server's resident memory (`VmRSS`)
+//!    grows by at most 16 MiB while it tries to send 96 MiB. After an edge the server reads until
+//!    `EAGAIN` (or a short read): 200 to 700 KiB that pile up in a socket while the server is
+//!    stopped (`SIGSTOP`) all come back.
+//! 7. **Backlog, resets, closing.** The listening socket is made with `libc::socket`, `bind` and
+//!    `listen(fd, 1024)` (std, mio and tokio use 128); clients that reset do not kill the server;
+//!    every connection's fd is closed when its client leaves.
+//! 8. **C10K.** The server raises its soft `RLIMIT_NOFILE` to the hard limit, and serves 10,000
+//!    concurrent connections from another process, each exchanging several random messages, every
+//!    echo byte-exact; the server holds one fd per connection meanwhile and returns to its
+//!    baseline fd count afterwards.
+//! 9. **One thread, asleep when idle.** The server runs one thread (`/proc/<pid>/task`), and with
+//!    10 clients connected and silent it sleeps in `epoll_wait`: over one idle second it wakes at
+//!    most 20 times and uses at most 5 CPU ticks.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.6    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: **The FFI matches the kernel.** `EpollEvent` has the layout of `struct
+//!   epoll_event`: 12 bytes and packed on x86_64, 16 bytes elsewhere (the grader compares it with
+//!   the `libc` crate's declaration)
+//! - [ ] Requirement 2: **Triggering.** `Trigger::Level` reports a ready fd on every wait while it
+//!   stays ready; `Trigger::Edge` reports a change once (new data, new room), even if the data
+//!   stays unread; `Trigger::Oneshot` reports one event and then nothing until `modify` re-arms it
+//! - [ ] Requirement 3: **Registration.** Tokens (any `u64`, 0 and `u64::MAX` included) come back
+//!   unchanged; `modify` changes the interest; `delete` stops the reports; adding an fd twice is
+//!   `EEXIST`, deleting an unregistered one is `ENOENT` (as `io::Error`s, never a panic); `wait`
+//!   stores at most `Events::with_capacity(n)` events
+//! - [ ] Requirement 4: **Timeouts.** `wait(events, Some(d))` returns 0 events after `d` when
+//!   nothing is ready, and rounds `d` **up** to whole milliseconds (a 300 µs timeout must not
+//!   become 0); `wait(events, None)` has no timeout (-1 for `epoll_wait`) and returns with the
+//!   first event
+//! - [ ] Requirement 5: **Command line.** `ch7_epoll_ffi [--addr HOST:PORT]` prints `listening on
+//!   <addr>` with the address the socket is bound to (`local_addr()`: the grader passes port 0)
+//! - [ ] Requirement 6: **Echo.** Every byte comes back in order, through partial writes (bytes the
+//!   socket did not take wait in the connection's own buffer, and the server stops reading that
+//!   client until they are sent); after a client's `shutdown(Write)` the server sends all it still
+//!   owes, then closes; a client that never reads does not stop the others, and is not read either:
+//!   its writes stall once the kernel's buffers are full, and the server's resident memory
+//!   (`VmRSS`) grows by at most 16 MiB while it tries to send 96 MiB
+//! - [ ] Requirement 7: **Backlog, resets, closing.** The listening socket is made with
+//!   `libc::socket`, `bind` and `listen(fd, 1024)` (std, mio and tokio use 128); clients that reset
+//!   do not kill the server; every connection's fd is closed when its client leaves
+//! - [ ] Requirement 8: **C10K.** The server raises its soft `RLIMIT_NOFILE` to the hard limit, and
+//!   serves 10,000 concurrent connections from another process, each exchanging several random
+//!   messages, every echo byte-exact; the server holds one fd per connection meanwhile and returns
+//!   to its baseline fd count afterwards
+//! - [ ] Requirement 9: **One thread, asleep when idle.** The server runs one thread
+//!   (`/proc/<pid>/task`), and with 10 clients connected and silent it sleeps in `epoll_wait`: over
+//!   one idle second it wakes at most 20 times and uses at most 5 CPU ticks
+//!
+//! ## Notes
+//!
 //! epoll through FFI: a C10K echo server on three system calls you declare yourself.
 //!
 //! `ch7_epoll_ffi [--addr HOST:PORT]` sends back every byte each client sends, to ten thousand
@@ -18,13 +108,14 @@
 //! tests/c10k.rs). Remove the `allow` below once everything is used.
 #![allow(unused_variables, dead_code)]
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 use std::time::Duration;
+
+use clap::Parser;
 
 /// Address used when `--addr` is not given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7000";
@@ -241,8 +332,6 @@ impl Event {
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum ServerError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The listening socket could not be created: exit code 1.
     Bind { addr: SocketAddr, source: io::Error },
     /// The event queue itself failed: exit code 1.
@@ -252,33 +341,40 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             ServerError::Poll(source) => write!(f, "event loop: {source}"),
         }
     }
 }
 
-/// Parses the arguments after the program name: `--addr HOST:PORT` or nothing. (Given.)
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<SocketAddr, ServerError> {
-    let mut args = args.into_iter();
-    let mut addr = DEFAULT_ADDR.to_string();
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--addr") => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| ServerError::Usage("--addr needs a value".into()))?;
-                addr = value.to_string_lossy().into_owned();
-            }
-            _ => {
-                let arg = arg.to_string_lossy();
-                return Err(ServerError::Usage(format!("unexpected argument: {arg}")));
-            }
+/// The command line: `ch7_epoll_ffi [--addr HOST:PORT]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_epoll_ffi",
+    about = "An echo server for ten thousand clients: one thread, epoll through FFI"
+)]
+pub struct Args {
+    /// Where to listen (port 0: the kernel picks a free one; print the bound address)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+pub fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-    }
-    addr.parse()
-        .map_err(|_| ServerError::Usage(format!("not an address like 127.0.0.1:7000: {addr}")))
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "ch7_epoll_ffi: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// The non-blocking listening socket with a backlog of [`BACKLOG`], made with `libc::socket`
@@ -307,16 +403,19 @@ pub fn serve(listener: TcpListener) -> Result<(), ServerError> {
 
 /// Raises the fd limit, binds, prints `listening on <addr>`, serves.
 pub fn run(addr: SocketAddr) -> Result<(), ServerError> {
-    todo!("raise_fd_limit, bind, println!(\"listening on {{addr}}\"), serve")
+    todo!(
+        "raise_fd_limit, bind, println!(\"listening on {{addr}}\") with the bound address \
+         (local_addr(): the grader passes port 0), serve"
+    )
 }
 
 fn main() -> ExitCode {
-    match parse_args(std::env::args_os().skip(1)).and_then(run) {
+    let addr = match parse_args() {
+        Ok(args) => args.addr,
+        Err(code) => return code,
+    };
+    match run(addr) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ ServerError::Usage(_)) => {
-            eprintln!("ch7_epoll_ffi: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("ch7_epoll_ffi: {e}");
             ExitCode::from(1)

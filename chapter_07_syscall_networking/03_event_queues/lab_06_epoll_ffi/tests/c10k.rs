@@ -59,7 +59,11 @@ fn baseline_fds(server: &Server) -> usize {
     probe.write_all(&message).unwrap();
     let mut echoed = vec![0; message.len()];
     probe.read_exact(&mut echoed).expect("echo of the probe");
-    assert_eq!(echoed, message);
+    assert!(
+        echoed == message,
+        "requirement 8: the echo of a {}-byte probe differs from what was sent",
+        message.len()
+    );
     let baseline = fd_count(server.pid()) - 1;
     drop(probe);
     baseline
@@ -118,7 +122,11 @@ fn serves_10000_concurrent_connections_and_closes_them_all() {
     let summary = stdout
         .recv_timeout(Duration::from_secs(1))
         .unwrap_or_default();
-    assert!(summary.starts_with("echoed"), "client summary: {summary:?}");
+    assert!(
+        summary.starts_with("echoed"),
+        "requirement 8: the load client's last line is {summary:?}; wanted its summary, \
+         `echoed K messages in Y ms`"
+    );
     eprintln!("{summary}");
 
     let closed = wait_for(Duration::from_secs(15), || fd_count(pid) <= baseline);

@@ -32,32 +32,33 @@ fn serial() -> MutexGuard<'static, ()> {
 fn wait(epoll: &Epoll, timeout: Duration) -> Vec<Event> {
     let mut events = Events::with_capacity(64);
     let n = epoll.wait(&mut events, Some(timeout)).expect("epoll_wait");
-    assert_eq!(
-        n,
-        events.len(),
-        "wait returns the number of events it stored"
+    assert!(
+        n == events.len(),
+        "requirement 3: wait returned {n} but stored {} events; wanted the number it stored",
+        events.len()
     );
     events.iter().collect()
 }
 
-/// Exactly one event, for `token`; returns it.
+/// Exactly one event, for `token`; returns it. `what` starts with the requirement checked.
 fn one_event(epoll: &Epoll, token: Token, what: &str) -> Event {
     let events = wait(epoll, SOON);
-    assert_eq!(
-        events.len(),
-        1,
-        "{what}: expected one event, got {events:?}"
+    assert!(
+        events.len() == 1,
+        "{what}: got {events:?}; wanted one event"
     );
-    assert_eq!(events[0].token(), token, "{what}: the token comes back");
+    assert!(
+        events[0].token() == token,
+        "{what}: the event came with {:?}; wanted the token it was registered with, {token:?}",
+        events[0].token()
+    );
     events[0]
 }
 
+/// No event within [`BRIEFLY`]. `what` starts with the requirement checked.
 fn no_event(epoll: &Epoll, what: &str) {
     let events = wait(epoll, BRIEFLY);
-    assert!(
-        events.is_empty(),
-        "{what}: expected no event, got {events:?}"
-    );
+    assert!(events.is_empty(), "{what}: got {events:?}; wanted no event");
 }
 
 fn set_nonblocking(fd: RawFd) {
@@ -90,15 +91,17 @@ fn fd_target(fd: RawFd) -> Option<String> {
 fn event_struct_matches_the_kernel_layout() {
     let _serial = serial();
     // libc's declaration is the oracle: 12 bytes, packed, on x86_64; 16 bytes elsewhere.
-    assert_eq!(
-        size_of::<lab::EpollEvent>(),
-        size_of::<libc::epoll_event>(),
-        "struct epoll_event is packed on x86_64 only: #[repr(C)] plus #[repr(packed)] there"
+    let (size, want) = (size_of::<lab::EpollEvent>(), size_of::<libc::epoll_event>());
+    assert!(
+        size == want,
+        "requirement 1: EpollEvent is {size} bytes; wanted {want}, as struct epoll_event: it is \
+         packed on x86_64 only (#[repr(C)] plus #[repr(packed)] there)"
     );
-    assert_eq!(
-        std::mem::offset_of!(lab::EpollEvent, data),
-        std::mem::offset_of!(libc::epoll_event, u64),
-        "the 64-bit data field's offset"
+    let offset = std::mem::offset_of!(lab::EpollEvent, data);
+    let want = std::mem::offset_of!(libc::epoll_event, u64);
+    assert!(
+        offset == want,
+        "requirement 1: the 64-bit data field is at offset {offset}; wanted {want}"
     );
     // And a wait with several events proves the array stride: each token arrives intact.
     let epoll = Epoll::new().expect("epoll_create1");
@@ -113,7 +116,11 @@ fn event_struct_matches_the_kernel_layout() {
     let mut tokens: Vec<u64> = wait(&epoll, SOON).iter().map(|e| e.token().0).collect();
     tokens.sort();
     let expected: Vec<u64> = (1..=5).map(|i| 0x1111_1111_1111_1111 * i).collect();
-    assert_eq!(tokens, expected);
+    assert!(
+        tokens == expected,
+        "requirement 1: five ready pipes came back with tokens {tokens:x?}; wanted {expected:x?} \
+         (a wrong struct size shifts every event after the first)"
+    );
 }
 
 #[test]
@@ -121,22 +128,24 @@ fn epoll_fd_is_close_on_exec_and_closed_on_drop() {
     let _serial = serial();
     let epoll = Epoll::new().expect("epoll_create1");
     let fd = epoll.as_raw_fd();
-    assert_eq!(
-        fd_target(fd).as_deref(),
-        Some("anon_inode:[eventpoll]"),
-        "as_raw_fd is the epoll instance"
+    let target = fd_target(fd);
+    assert!(
+        target.as_deref() == Some("anon_inode:[eventpoll]"),
+        "requirement 1: as_raw_fd is fd {fd}, which is {target:?}; wanted the epoll instance, \
+         anon_inode:[eventpoll]"
     );
     // SAFETY: F_GETFD on an fd we just checked is open.
     let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     assert!(
         fd_flags & libc::FD_CLOEXEC != 0,
-        "create it with EPOLL_CLOEXEC so a child process does not inherit it"
+        "requirement 1: the epoll fd has no FD_CLOEXEC flag; create it with EPOLL_CLOEXEC so a \
+         child process does not inherit it"
     );
     drop(epoll);
-    assert_ne!(
-        fd_target(fd).as_deref(),
-        Some("anon_inode:[eventpoll]"),
-        "dropping the Epoll closes its fd (own it: OwnedFd)"
+    assert!(
+        fd_target(fd).as_deref() != Some("anon_inode:[eventpoll]"),
+        "requirement 1: fd {fd} is still the epoll instance after the Epoll was dropped; \
+         dropping it closes its fd (own it: OwnedFd)"
     );
 }
 
@@ -150,22 +159,30 @@ fn level_triggered_reports_unread_data_on_every_wait() {
     epoll
         .add(&reader, token, Interest::READABLE, Trigger::Level)
         .unwrap();
-    no_event(&epoll, "empty pipe");
+    no_event(&epoll, "requirement 2: empty pipe");
 
     let data = random_bytes(1000);
     writer.write_all(&data).unwrap();
     for round in 0..3 {
-        let event = one_event(&epoll, token, &format!("unread data, wait {round}"));
-        assert!(event.is_readable(), "{event:?} is readable");
+        let event = one_event(
+            &epoll,
+            token,
+            &format!("requirement 2: unread data, wait {round}"),
+        );
+        assert!(event.is_readable(), "requirement 2: {event:?} is readable");
         assert!(
             !event.is_writable(),
-            "{event:?}: WRITABLE was not asked for"
+            "requirement 2: {event:?}: WRITABLE was not asked for"
         );
     }
     let mut got = vec![0; data.len()];
     reader.read_exact(&mut got).unwrap();
-    assert_eq!(got, data);
-    no_event(&epoll, "all data read");
+    assert!(
+        got == data,
+        "requirement 2: the {} bytes read from the pipe differ from those written",
+        data.len()
+    );
+    no_event(&epoll, "requirement 2: all data read");
 }
 
 #[test]
@@ -180,23 +197,24 @@ fn edge_triggered_reports_new_data_once() {
 
     let first = random_bytes(500);
     writer.write_all(&first).unwrap();
-    assert!(one_event(&epoll, token, "new data").is_readable());
+    assert!(one_event(&epoll, token, "requirement 2: new data").is_readable());
     no_event(
         &epoll,
-        "same data, still unread: edge-triggered reports a change only once",
+        "requirement 2: same data, still unread: edge-triggered reports a change only once",
     );
 
     let second = random_bytes(500);
     writer.write_all(&second).unwrap();
-    assert!(one_event(&epoll, token, "more data: a new edge").is_readable());
-    no_event(&epoll, "no change since the last report");
+    assert!(one_event(&epoll, token, "requirement 2: more data: a new edge").is_readable());
+    no_event(&epoll, "requirement 2: no change since the last report");
 
     let mut got = vec![0; first.len() + second.len()];
     reader.read_exact(&mut got).unwrap();
-    assert_eq!(
-        got,
-        [first, second].concat(),
-        "nothing was lost while unreported"
+    assert!(
+        got == [first, second].concat(),
+        "requirement 2: the {} bytes read differ from those written: nothing may be lost while \
+         unreported",
+        got.len()
     );
 }
 
@@ -210,17 +228,27 @@ fn oneshot_reports_once_until_rearmed() {
         .add(&reader, token, Interest::READABLE, Trigger::Oneshot)
         .unwrap();
     writer.write_all(&random_bytes(100)).unwrap();
-    one_event(&epoll, token, "first data");
-    no_event(&epoll, "a oneshot registration is disarmed after one event");
+    one_event(&epoll, token, "requirement 2: first data");
+    no_event(
+        &epoll,
+        "requirement 2: a oneshot registration is disarmed after one event",
+    );
     writer.write_all(&random_bytes(100)).unwrap();
-    no_event(&epoll, "even new data is not reported while disarmed");
+    no_event(
+        &epoll,
+        "requirement 2: even new data is not reported while disarmed",
+    );
 
     let token = random_token();
     epoll
         .modify(&reader, token, Interest::READABLE, Trigger::Oneshot)
         .unwrap();
-    one_event(&epoll, token, "modify re-arms it, with the new token");
-    no_event(&epoll, "disarmed again");
+    one_event(
+        &epoll,
+        token,
+        "requirement 2: modify re-arms it, with the new token",
+    );
+    no_event(&epoll, "requirement 2: disarmed again");
 }
 
 #[test]
@@ -233,8 +261,11 @@ fn writable_follows_the_room_in_the_pipe() {
     epoll
         .add(&writer, token, Interest::WRITABLE, Trigger::Level)
         .unwrap();
-    let event = one_event(&epoll, token, "an empty pipe has room");
-    assert!(event.is_writable() && !event.is_readable(), "{event:?}");
+    let event = one_event(&epoll, token, "requirement 2: an empty pipe has room");
+    assert!(
+        event.is_writable() && !event.is_readable(),
+        "requirement 2: {event:?}"
+    );
 
     // Fill the pipe until write says EAGAIN.
     let chunk = [7u8; 4096];
@@ -246,11 +277,11 @@ fn writable_follows_the_room_in_the_pipe() {
             Err(e) => panic!("write: {e}"),
         }
     }
-    no_event(&epoll, "a full pipe is not writable");
+    no_event(&epoll, "requirement 2: a full pipe is not writable");
 
     let mut buf = vec![0; filled];
     reader.read_exact(&mut buf).unwrap();
-    assert!(one_event(&epoll, token, "room again").is_writable());
+    assert!(one_event(&epoll, token, "requirement 2: room again").is_writable());
 }
 
 #[test]
@@ -264,14 +295,17 @@ fn reports_a_closed_peer_as_read_closed() {
     epoll
         .add(&socket, token, Interest::READABLE, Trigger::Edge)
         .unwrap();
-    no_event(&epoll, "nothing sent yet");
+    no_event(&epoll, "requirement 2: nothing sent yet");
     peer.shutdown(std::net::Shutdown::Write).unwrap();
-    let event = one_event(&epoll, token, "the peer's shutdown(Write)");
+    let event = one_event(&epoll, token, "requirement 2: the peer's shutdown(Write)");
     assert!(
         event.is_read_closed(),
-        "{event:?}: ask for EPOLLRDHUP with READABLE and report it as read-closed"
+        "requirement 2: {event:?}: ask for EPOLLRDHUP with READABLE and report it as read-closed"
     );
-    assert!(!event.is_error(), "{event:?}: a FIN is no error");
+    assert!(
+        !event.is_error(),
+        "requirement 2: {event:?}: a FIN is no error"
+    );
 
     // A pipe whose writer is gone: EPOLLHUP.
     let (reader, writer) = std::io::pipe().unwrap();
@@ -279,10 +313,13 @@ fn reports_a_closed_peer_as_read_closed() {
     epoll
         .add(&reader, token, Interest::READABLE, Trigger::Level)
         .unwrap();
-    no_event(&epoll, "pipe open");
+    no_event(&epoll, "requirement 2: pipe open");
     drop(writer);
-    let event = one_event(&epoll, token, "writer closed");
-    assert!(event.is_read_closed(), "{event:?}: EPOLLHUP is read-closed");
+    let event = one_event(&epoll, token, "requirement 2: writer closed");
+    assert!(
+        event.is_read_closed(),
+        "requirement 2: {event:?}: EPOLLHUP is read-closed"
+    );
 }
 
 // Requirement 3: tokens, interest changes, deletion, errors.
@@ -310,9 +347,12 @@ fn tokens_come_back_unchanged() {
     let mut got: Vec<u64> = wait(&epoll, SOON).iter().map(|e| e.token().0).collect();
     got.sort();
     ready.sort();
-    assert_eq!(
-        got, ready,
-        "exactly the written pipes, each with its own token"
+    assert!(
+        got == ready,
+        "requirement 3: {} events came back, with tokens that differ from those of the {} \
+         written pipes; wanted exactly the written pipes, each with its own token",
+        got.len(),
+        ready.len()
     );
 }
 
@@ -330,8 +370,12 @@ fn wait_stores_at_most_the_capacity() {
     let capacity = rand::rng().random_range(1..10);
     let mut events = Events::with_capacity(capacity);
     let n = epoll.wait(&mut events, Some(SOON)).unwrap();
-    assert_eq!(n, capacity, "10 ready fds, room for {capacity} events");
-    assert_eq!(events.iter().count(), capacity);
+    let stored = events.iter().count();
+    assert!(
+        n == capacity && stored == capacity,
+        "requirement 3: 10 ready fds and room for {capacity} events: wait returned {n} and \
+         stored {stored}; wanted {capacity}"
+    );
 }
 
 #[test]
@@ -343,13 +387,19 @@ fn modify_changes_the_interest() {
     epoll
         .add(&socket, token, Interest::READABLE, Trigger::Level)
         .unwrap();
-    no_event(&epoll, "writable but only READABLE was asked for");
+    no_event(
+        &epoll,
+        "requirement 3: writable but only READABLE was asked for",
+    );
 
     epoll
         .modify(&socket, token, Interest::WRITABLE, Trigger::Level)
         .unwrap();
-    let event = one_event(&epoll, token, "now WRITABLE is asked for");
-    assert!(event.is_writable() && !event.is_readable(), "{event:?}");
+    let event = one_event(&epoll, token, "requirement 3: now WRITABLE is asked for");
+    assert!(
+        event.is_writable() && !event.is_readable(),
+        "requirement 3: {event:?}"
+    );
 
     epoll
         .modify(
@@ -360,8 +410,11 @@ fn modify_changes_the_interest() {
         )
         .unwrap();
     peer.write_all(b"ping").unwrap();
-    let event = one_event(&epoll, token, "both");
-    assert!(event.is_writable() && event.is_readable(), "{event:?}");
+    let event = one_event(&epoll, token, "requirement 3: both");
+    assert!(
+        event.is_writable() && event.is_readable(),
+        "requirement 3: {event:?}"
+    );
 }
 
 #[test]
@@ -374,19 +427,22 @@ fn delete_stops_the_reports_and_errors_are_reported() {
         .add(&reader, token, Interest::READABLE, Trigger::Level)
         .unwrap();
     let again = epoll.add(&reader, token, Interest::READABLE, Trigger::Level);
-    assert_eq!(
-        again.map_err(|e| e.raw_os_error()),
-        Err(Some(libc::EEXIST)),
-        "adding an fd twice is EEXIST"
+    let again = again.map_err(|e| e.raw_os_error());
+    assert!(
+        again == Err(Some(libc::EEXIST)),
+        "requirement 3: adding an fd twice gave {again:?}; wanted Err(EEXIST = {})",
+        libc::EEXIST
     );
     writer.write_all(b"data").unwrap();
-    one_event(&epoll, token, "registered");
+    one_event(&epoll, token, "requirement 3: registered");
     epoll.delete(&reader).unwrap();
-    no_event(&epoll, "deleted");
-    assert_eq!(
-        epoll.delete(&reader).map_err(|e| e.raw_os_error()),
-        Err(Some(libc::ENOENT)),
-        "deleting an fd that is not registered is ENOENT"
+    no_event(&epoll, "requirement 3: deleted");
+    let deleted = epoll.delete(&reader).map_err(|e| e.raw_os_error());
+    assert!(
+        deleted == Err(Some(libc::ENOENT)),
+        "requirement 3: deleting an fd that is not registered gave {deleted:?}; wanted \
+         Err(ENOENT = {})",
+        libc::ENOENT
     );
 }
 
@@ -400,8 +456,12 @@ fn wait_times_out_and_rounds_sub_millisecond_timeouts_up() {
     let n = epoll
         .wait(&mut events, Some(Duration::from_millis(30)))
         .unwrap();
-    assert_eq!(n, 0, "nothing registered: the wait times out empty");
-    assert!(started.elapsed() >= Duration::from_millis(30));
+    let waited = started.elapsed();
+    assert!(
+        n == 0 && waited >= Duration::from_millis(30),
+        "requirement 4: with nothing registered, a 30 ms wait returned {n} events after \
+         {waited:?}; wanted 0 events, not before 30 ms"
+    );
 
     // 300 µs is 0 ms if rounded down: epoll_wait would return at once, and a runtime waiting
     // for a timer that close would spin. Round up to 1 ms.
@@ -413,7 +473,37 @@ fn wait_times_out_and_rounds_sub_millisecond_timeouts_up() {
         let waited = started.elapsed();
         assert!(
             waited >= Duration::from_micros(300),
-            "a 300 µs timeout returned after {waited:?}: round the timeout up to whole ms"
+            "requirement 4: a 300 µs timeout returned after {waited:?}; wanted not before 300 µs: \
+             round the timeout up to whole ms"
         );
     }
+}
+
+#[test]
+fn wait_without_a_timeout_sleeps_until_an_event() {
+    let _serial = serial();
+    let epoll = Epoll::new().unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let token = random_token();
+    epoll
+        .add(&reader, token, Interest::READABLE, Trigger::Level)
+        .unwrap();
+    // Another thread writes 100 ms from now; until then nothing is ready. `None` means no
+    // timeout (-1): the wait returns with that event, not with 0 events before it.
+    let data = random_bytes(100);
+    let delayed = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        writer.write_all(&data).expect("write to the pipe");
+        writer
+    });
+    let mut events = Events::with_capacity(8);
+    let n = epoll.wait(&mut events, None).expect("epoll_wait");
+    let _writer = delayed.join().expect("writer thread");
+    let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
+    assert!(
+        n == 1 && tokens == [token],
+        "requirement 4: wait(events, None) returned {n} event(s) {tokens:?} before the pipe \
+         was written; wanted the pipe's one event ({token:?}): no timeout is -1 for \
+         epoll_wait (0 returns at once, and an event loop built on it spins)"
+    );
 }

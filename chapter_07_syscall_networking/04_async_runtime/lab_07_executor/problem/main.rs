@@ -1,3 +1,71 @@
+//! ## Goal
+//! Build, without any crate, the part of an async runtime that has nothing to do with I/O: a
+//! `Waker` made by hand from a `RawWakerVTable` whose four functions keep an `Arc`'s reference
+//! count exact; `block_on`, which runs one future and parks the thread while it is pending; and a
+//! single-threaded executor with `spawn`, a `JoinHandle` you can `.await`, deduplicated
+//! scheduling, and panics reported instead of propagated. Lab 8 puts a reactor under it.
+//!
+//! ## Requirements
+//! 1. `waker(arc)` returns a `Waker` built on `RawWaker::new(Arc::into_raw(arc), &VTABLE)`:
+//!    cloning a waker adds one strong reference to the `Arc`, dropping one removes one; clones
+//!    `will_wake` the original. After the last waker is dropped the count is back to where it was.
+//! 2. `Waker::wake_by_ref` calls `ArcWake::wake_by_ref` and keeps the waker's reference;
+//!    `Waker::wake` calls `ArcWake::wake` with the waker's own `Arc` (consuming its reference).
+//! 3. Wakers are `Send + Sync`: threads may clone and wake them concurrently; every wake arrives.
+//! 4. `block_on(future)` returns the future's output.
+//! 5. `block_on` parks the thread while the future is pending and polls it once per wake-up (no
+//!    busy loop, no timed polling: the thread sleeps until a waker unparks it), including a wake
+//!    that comes during the poll itself, before the thread parks.
+//! 6. `Executor::spawn(future)` returns a `JoinHandle<T>`, a future of `Result<T, JoinError>`;
+//!    `Executor::block_on(main)` runs the main future and every spawned task; tasks can spawn
+//!    tasks (through a clone of the executor); dropping a `JoinHandle` detaches its task, which
+//!    still runs.
+//! 7. 100,000 tasks run to completion.
+//! 8. Wakes from other threads are never lost, even when they race with the executor going to
+//!    sleep; while it waits, the executor's thread sleeps until a waker unparks it (it uses under
+//!    5% of the CPU time of the wait, and does not wake up on a timer).
+//! 9. A task woken several times before it runs is queued, and polled, once; a task that was not
+//!    woken is not polled.
+//! 10. A task that panics gives `Err(JoinError)` through its handle, with the panic message;
+//!     the other tasks and the executor carry on.
+//! 11. A finished task's future is dropped (with everything it captured); waking a finished
+//!     task's stale waker does nothing.
+//!
+//! ## Verification
+//! cargo test            in this lab's folder
+//! cargo lab test 7.7    from anywhere: a summary, and PROGRESS.md ticked when green
+//!
+//! ## Acceptance Criteria
+//! Tick each box in your copy when its tests pass (the README's table names them).
+//! - [ ] Requirement 1: `waker(arc)` returns a `Waker` built on `RawWaker::new(Arc::into_raw(arc),
+//!   &VTABLE)`: cloning a waker adds one strong reference to the `Arc`, dropping one removes one;
+//!   clones `will_wake` the original
+//! - [ ] Requirement 2: `Waker::wake_by_ref` calls `ArcWake::wake_by_ref` and keeps the waker's
+//!   reference; `Waker::wake` calls `ArcWake::wake` with the waker's own `Arc` (consuming its
+//!   reference)
+//! - [ ] Requirement 3: Wakers are `Send + Sync`: threads may clone and wake them concurrently;
+//!   every wake arrives
+//! - [ ] Requirement 4: `block_on(future)` returns the future's output
+//! - [ ] Requirement 5: `block_on` parks the thread while the future is pending and polls it once
+//!   per wake-up (no busy loop, no timed polling: the thread sleeps until a waker unparks it),
+//!   including a wake that comes during the poll itself, before the thread parks
+//! - [ ] Requirement 6: `Executor::spawn(future)` returns a `JoinHandle<T>`, a future of `Result<T,
+//!   JoinError>`; `Executor::block_on(main)` runs the main future and every spawned task; tasks can
+//!   spawn tasks (through a clone of the executor); dropping a `JoinHandle` detaches its task,
+//!   which still runs
+//! - [ ] Requirement 7: 100,000 tasks run to completion
+//! - [ ] Requirement 8: Wakes from other threads are never lost, even when they race with the
+//!   executor going to sleep; while it waits, the executor's thread sleeps until a waker unparks it
+//!   (it uses under 5% of the CPU time of the wait, and does not wake up on a timer)
+//! - [ ] Requirement 9: A task woken several times before it runs is queued, and polled, once; a
+//!   task that was not woken is not polled
+//! - [ ] Requirement 10: A task that panics gives `Err(JoinError)` through its handle, with the
+//!   panic message; the other tasks and the executor carry on
+//! - [ ] Requirement 11: A finished task's future is dropped (with everything it captured); waking
+//!   a finished task's stale waker does nothing
+//!
+//! ## Notes
+//!
 //! Wakers and an executor from scratch: what `#[tokio::main]` does before any I/O.
 //!
 //! Read README.md for the requirements; `cargo lab test 7.7` grades this file (white-box: the

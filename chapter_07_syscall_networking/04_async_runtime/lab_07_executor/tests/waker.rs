@@ -40,36 +40,56 @@ fn random_count() -> usize {
 fn clone_and_drop_balance_the_strong_count() {
     let counter = Arc::new(Counter::default());
     let waker = lab::waker(counter.clone());
-    assert_eq!(
-        Arc::strong_count(&counter),
-        2,
-        "the waker holds one reference"
-    );
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 2);
+        assert!(
+            seen == wanted,
+            "requirement 1: the waker holds one reference: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
 
     let clones: Vec<_> = (0..random_count()).map(|_| waker.clone()).collect();
-    assert_eq!(
-        Arc::strong_count(&counter),
-        2 + clones.len(),
-        "each clone holds one more reference"
-    );
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 2 + clones.len());
+        assert!(
+            seen == wanted,
+            "requirement 1: each clone holds one more reference: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
     assert!(
         clones.iter().all(|clone| clone.will_wake(&waker)),
         "a clone wakes the same task: same data pointer, same vtable"
     );
     drop(clones);
-    assert_eq!(Arc::strong_count(&counter), 2, "each drop releases one");
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 2);
+        assert!(
+            seen == wanted,
+            "requirement 1: each drop releases one: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
     drop(waker);
-    assert_eq!(
-        Arc::strong_count(&counter),
-        1,
-        "after the last waker is gone only our reference is left"
-    );
-    assert_eq!(counter.by_ref.load(Ordering::SeqCst), 0, "no wake happened");
-    assert_eq!(
-        counter.by_value.load(Ordering::SeqCst),
-        0,
-        "no wake happened"
-    );
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 1);
+        assert!(
+            seen == wanted,
+            "requirement 1: after the last waker is gone only our reference is left: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
+    {
+        let (seen, wanted) = (counter.by_ref.load(Ordering::SeqCst), 0);
+        assert!(
+            seen == wanted,
+            "requirement 1: no wake happened: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
+    {
+        let (seen, wanted) = (counter.by_value.load(Ordering::SeqCst), 0);
+        assert!(
+            seen == wanted,
+            "requirement 1: no wake happened: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
 }
 
 // Requirement 2: wake consumes its reference, wake_by_ref does not.
@@ -82,31 +102,55 @@ fn wake_consumes_and_wake_by_ref_borrows() {
     for _ in 0..rounds {
         waker.wake_by_ref();
     }
-    assert_eq!(counter.by_ref.load(Ordering::SeqCst), rounds);
-    assert_eq!(
-        Arc::strong_count(&counter),
-        2,
-        "wake_by_ref neither takes nor gives a reference"
-    );
+    {
+        let (seen, wanted) = (counter.by_ref.load(Ordering::SeqCst), rounds);
+        assert!(
+            seen == wanted,
+            "requirement 2: ArcWake::wake_by_ref calls after as many Waker::wake_by_ref: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 2);
+        assert!(
+            seen == wanted,
+            "requirement 2: wake_by_ref neither takes nor gives a reference: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
 
     for _ in 0..rounds {
         let clone = waker.clone();
         clone.wake();
     }
-    assert_eq!(
-        counter.by_value.load(Ordering::SeqCst),
-        rounds,
-        "Waker::wake calls ArcWake::wake with the waker's own Arc"
-    );
-    assert_eq!(
-        Arc::strong_count(&counter),
-        2,
-        "each wake() consumed the clone's reference"
-    );
+    {
+        let (seen, wanted) = (counter.by_value.load(Ordering::SeqCst), rounds);
+        assert!(
+            seen == wanted,
+            "requirement 2: Waker::wake calls ArcWake::wake with the waker's own Arc: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 2);
+        assert!(
+            seen == wanted,
+            "requirement 2: each wake() consumed the clone's reference: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
 
     waker.wake();
-    assert_eq!(counter.by_value.load(Ordering::SeqCst), rounds + 1);
-    assert_eq!(Arc::strong_count(&counter), 1, "the last waker is consumed");
+    {
+        let (seen, wanted) = (counter.by_value.load(Ordering::SeqCst), rounds + 1);
+        assert!(
+            seen == wanted,
+            "requirement 2: ArcWake::wake calls after one more Waker::wake: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 1);
+        assert!(
+            seen == wanted,
+            "requirement 2: the last waker is consumed: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
 }
 
 // Requirement 3: a waker is Send + Sync: threads clone and wake it.
@@ -131,7 +175,19 @@ fn wakers_work_from_other_threads() {
         }
     });
     let total = counter.by_ref.load(Ordering::SeqCst) + counter.by_value.load(Ordering::SeqCst);
-    assert_eq!(total, threads * per_thread, "every wake arrived");
+    {
+        let (seen, wanted) = (total, threads * per_thread);
+        assert!(
+            seen == wanted,
+            "requirement 3: every wake arrived: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
     drop(waker);
-    assert_eq!(Arc::strong_count(&counter), 1, "balanced after all threads");
+    {
+        let (seen, wanted) = (Arc::strong_count(&counter), 1);
+        assert!(
+            seen == wanted,
+            "requirement 3: balanced after all threads: saw {seen:?}, wanted {wanted:?}"
+        );
+    };
 }

@@ -24,7 +24,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -38,6 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 /// Address used when `--addr` is not given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7000";
@@ -940,8 +941,6 @@ impl Drop for AsyncTcpStream {
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum ServerError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The runtime or the listening socket could not be created: exit code 1.
     Io { what: String, source: io::Error },
 }
@@ -949,32 +948,39 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             ServerError::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }
 }
 
-/// Parses the arguments after the program name: `--addr HOST:PORT` or nothing.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<SocketAddr, ServerError> {
-    let mut args = args.into_iter();
-    let mut addr = DEFAULT_ADDR.to_string();
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--addr") => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| ServerError::Usage("--addr needs a value".into()))?;
-                addr = value.to_string_lossy().into_owned();
-            }
-            _ => {
-                let arg = arg.to_string_lossy();
-                return Err(ServerError::Usage(format!("unexpected argument: {arg}")));
-            }
+/// The command line: `ch7_reactor_runtime [--addr HOST:PORT]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_reactor_runtime",
+    about = "An echo server on a hand-made reactor runtime: epoll, timers, async sockets"
+)]
+pub struct Args {
+    /// Where to listen (port 0: the kernel picks a free one; print the bound address)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message.
+pub fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
         }
-    }
-    addr.parse()
-        .map_err(|_| ServerError::Usage(format!("not an address like 127.0.0.1:7000: {addr}")))
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "ch7_reactor_runtime: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
 }
 
 /// Accepts connections forever, one task each.
@@ -1031,12 +1037,12 @@ fn run(addr: SocketAddr) -> Result<(), ServerError> {
 }
 
 fn main() -> ExitCode {
-    match parse_args(std::env::args_os().skip(1)).and_then(run) {
+    let addr = match parse_args() {
+        Ok(args) => args.addr,
+        Err(code) => return code,
+    };
+    match run(addr) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ ServerError::Usage(_)) => {
-            eprintln!("ch7_reactor_runtime: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("ch7_reactor_runtime: {e}");
             ExitCode::from(1)

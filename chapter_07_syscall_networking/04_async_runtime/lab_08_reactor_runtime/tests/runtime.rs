@@ -49,6 +49,16 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Voluntary context switches of the calling thread so far: each time it slept in the kernel.
+fn voluntary_switches() -> u64 {
+    // SAFETY: all-zero is a valid rusage; getrusage writes one into the exclusive reference.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    usage.ru_nvcsw as u64
+}
+
 /// Counts the polls of the future it wraps.
 struct CountPolls<F> {
     inner: Pin<Box<F>>,
@@ -107,18 +117,22 @@ fn ten_thousand_sleeping_tasks_wake_in_deadline_order() {
         let wakes = wakes.borrow().clone();
         (wakes, start)
     });
-    assert_eq!(wakes.len(), TASKS, "every task woke up");
+    assert!(
+        wakes.len() == TASKS,
+        "requirement 1: {} of {TASKS} sleeping tasks woke up; wanted all",
+        wakes.len()
+    );
     for (i, (deadline, woke)) in wakes.iter().enumerate() {
         assert!(
             woke >= deadline,
-            "wake {i} came {:?} before its deadline",
+            "requirement 1: wake {i} came {:?} before its deadline; wanted never before",
             *deadline - *woke
         );
     }
     for (i, pair) in wakes.windows(2).enumerate() {
         assert!(
             pair[0].0 <= pair[1].0,
-            "wakes {i} and {} are out of deadline order: deadlines at {:?} then {:?} after the \
+            "requirement 1: wakes {i} and {} are out of deadline order: deadlines at {:?} then {:?} after the \
              start (fire expired timers earliest first)",
             i + 1,
             pair[0].0 - start,
@@ -132,7 +146,8 @@ fn ten_thousand_sleeping_tasks_wake_in_deadline_order() {
     let median = late[late.len() / 2];
     assert!(
         median < Duration::from_millis(200),
-        "median lateness {median:?}: sleep in epoll_wait until the nearest deadline"
+        "requirement 1: the median sleeping task woke {median:?} after its deadline; wanted \
+         under 200 ms: sleep in epoll_wait until the nearest deadline"
     );
 }
 
@@ -146,7 +161,10 @@ fn sleep_waits_in_epoll_without_spinning() {
             lab::sleep(Duration::from_millis(800)).await;
             started.elapsed()
         });
-        assert!(slept >= Duration::from_millis(800), "woke after {slept:?}");
+        assert!(
+            slept >= Duration::from_millis(800),
+            "requirement 1: an 800 ms sleep woke after {slept:?}; wanted never before its deadline"
+        );
         let cpu = thread_cpu_time() - cpu_before;
         // Sub-millisecond sleeps: not early either (a timeout rounded down to 0 ms spins).
         let short_sleeps_ok = runtime.block_on(async {
@@ -160,11 +178,91 @@ fn sleep_waits_in_epoll_without_spinning() {
         });
         (cpu, short_sleeps_ok)
     });
-    assert!(short_sleeps_ok, "a 300 µs sleep returned early");
+    assert!(
+        short_sleeps_ok,
+        "requirement 1: a 300 µs sleep returned before its deadline; wanted never before"
+    );
     assert!(
         cpu < Duration::from_millis(50),
-        "the runtime's thread used {cpu:?} of CPU during an 800 ms sleep: park in epoll_wait \
-         with the timer's deadline as the timeout (rounded up), do not loop"
+        "requirement 1: the runtime's thread used {cpu:?} of CPU during an 800 ms sleep; wanted \
+         under 50 ms: park in epoll_wait with the timer's deadline as the timeout (rounded up), \
+         do not loop"
+    );
+}
+
+#[test]
+fn sub_millisecond_sleeps_sleep_in_epoll_wait() {
+    const SLEEPS: u64 = 100;
+    let (switches, early) = within_deadline("300 µs sleeps", || {
+        let runtime = Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let before = voluntary_switches();
+            let mut early = 0;
+            for _ in 0..SLEEPS {
+                let started = Instant::now();
+                lab::sleep(Duration::from_micros(300)).await;
+                if started.elapsed() < Duration::from_micros(300) {
+                    early += 1;
+                }
+            }
+            (voluntary_switches() - before, early)
+        })
+    });
+    assert!(
+        early == 0,
+        "requirement 1: {early} of {SLEEPS} sleeps of 300 µs returned before their deadline; \
+         wanted none"
+    );
+    // Each sleep must put the thread to sleep in the kernel at least once (a voluntary context
+    // switch). A timeout rounded down to 0 ms makes epoll_wait return at once: the loop spins
+    // until the deadline and never sleeps.
+    assert!(
+        switches >= SLEEPS / 2,
+        "requirement 1: {SLEEPS} sleeps of 300 µs put the runtime's thread to sleep {switches} \
+         times; wanted at least {}: round the epoll_wait timeout up to 1 ms, as 0 ms returns at \
+         once and spins",
+        SLEEPS / 2
+    );
+}
+
+#[test]
+fn a_dropped_sleep_leaves_no_timer_behind() {
+    // The main future polls a 100 ms sleep once (its timer is registered), drops it, as a
+    // `select` or a timeout does with the future that lost, then waits for a signal set by
+    // another thread 400 ms later. It must be polled twice: at the start and for the signal.
+    // A dropped sleep whose timer stays registered wakes it at 100 ms for nothing.
+    let polls = within_deadline("a dropped sleep", || {
+        let runtime = Runtime::new().expect("runtime");
+        let signal = Signal::default();
+        let setter = {
+            let signal = signal.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(400));
+                signal.set();
+            })
+        };
+        let (_, polls, _) = runtime.block_on(count_polls(async move {
+            let mut sleep = Box::pin(lab::sleep(Duration::from_millis(100)));
+            std::future::poll_fn(|cx| {
+                let first = sleep.as_mut().poll(cx);
+                assert!(
+                    first.is_pending(),
+                    "requirement 1: a 100 ms sleep was ready at once; wanted pending"
+                );
+                Poll::Ready(())
+            })
+            .await;
+            drop(sleep);
+            signal.await;
+        }));
+        setter.join().unwrap();
+        polls
+    });
+    assert!(
+        polls == 2,
+        "requirement 1: a future that dropped a pending sleep and then waited 400 ms for another \
+         thread was polled {polls} times; wanted 2: dropping a Sleep removes its timer (Drop), \
+         or the timer fires later and wakes the task for nothing"
     );
 }
 
@@ -190,11 +288,20 @@ fn spawned_tasks_interleave_on_timers() {
                 }
                 2
             });
-            assert_eq!(a.await.unwrap() + b.await.unwrap(), 3);
+            let (a, b) = (a.await, b.await);
+            assert!(
+                a == Ok(1) && b == Ok(2),
+                "requirement 1: the two tasks' join handles gave {a:?} and {b:?}; wanted Ok(1) \
+                 and Ok(2)"
+            );
             log.borrow().clone()
         })
     });
-    assert_eq!(log, ["a", "b", "a", "b", "a", "b"]);
+    assert!(
+        log == ["a", "b", "a", "b", "a", "b"],
+        "requirement 1: two tasks sleeping 40 ms each, 20 ms apart, ran in the order {log:?}; \
+         wanted a b a b a b"
+    );
 }
 
 // Requirement 2: the reactor wakes a task exactly when its socket is ready.
@@ -224,29 +331,31 @@ fn a_task_blocked_on_a_socket_wakes_exactly_when_data_arrives() {
             let cpu = thread_cpu_time() - cpu_before;
             let n = n.expect("read");
             let (_peer_stream, written) = peer.join().unwrap();
-            assert_eq!(
-                &buf[..n],
-                &message[..n],
-                "the bytes read are the bytes sent"
+            assert!(
+                buf[..n] == message[..n],
+                "requirement 2: the {n} bytes read differ from the bytes sent"
             );
             (polls, n, woke, written, cpu)
         })
     });
-    assert!(read > 0);
+    assert!(
+        read > 0,
+        "requirement 2: the read returned 0 bytes; wanted the bytes the peer wrote"
+    );
     assert!(
         woke >= written,
-        "the read future was polled to completion before the data was written"
+        "requirement 2: the read future was polled to completion before the data was written"
     );
-    assert_eq!(
-        polls, 2,
-        "the read future was polled {polls} times: once (EAGAIN, waker left with the reactor), \
-         then once when the data arrived; a wake for another reason (the socket being \
-         writable, a timer, a busy loop) is a wasted poll"
+    assert!(
+        polls == 2,
+        "requirement 2: the read future was polled {polls} times; wanted 2: once (EAGAIN, waker \
+         left with the reactor), then once when the data arrived; a wake for another reason \
+         (the socket being writable, a timer, a busy loop) is a wasted poll"
     );
     assert!(
         cpu < Duration::from_millis(50),
-        "the runtime's thread used {cpu:?} of CPU waiting {DELAY:?} for data: sleep in \
-         epoll_wait"
+        "requirement 2: the runtime's thread used {cpu:?} of CPU waiting {DELAY:?} for data; \
+         wanted under 50 ms: sleep in epoll_wait"
     );
 }
 
@@ -287,5 +396,8 @@ fn a_wake_from_another_thread_interrupts_epoll_wait() {
         setter.join().unwrap();
         rounds + 1
     });
-    assert_eq!(rounds, 6);
+    assert!(
+        rounds == 6,
+        "requirement 3: {rounds} of 6 wakes from another thread reached the runtime"
+    );
 }

@@ -29,6 +29,8 @@ pub struct Counters {
     /// Connections made before the current generation fail their health check.
     pub generation: AtomicUsize,
     pub fail_next_connect: AtomicBool,
+    /// The next connect never completes (a server that does not answer): for cancellation.
+    pub stall_next_connect: AtomicBool,
 }
 
 impl Counters {
@@ -72,6 +74,9 @@ impl Manager for FakeManager {
     async fn connect(&self) -> Result<FakeConn, FakeError> {
         self.0.connect_attempts.fetch_add(1, SeqCst);
         tokio::task::yield_now().await; // a connect takes a little time
+        if self.0.stall_next_connect.swap(false, SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.0.fail_next_connect.swap(false, SeqCst) {
             return Err(FakeError("connection refused (on purpose)"));
         }
