@@ -5,12 +5,11 @@ use std::path::Path;
 use crate::course::Lab;
 
 /// Sections every lab README has, in this order.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 5] = [
     "Goal",
     "Requirements",
     "How to run",
     "What to observe",
-    "Hints",
     "Going further",
 ];
 
@@ -91,7 +90,7 @@ pub fn structure_problems(lab: &Lab) -> Vec<String> {
                     problems.push(format!("README.md has no `## {name}` section"));
                 }
             }
-            if section(&readme, "Hints").is_some_and(|body| !numbered_items(body).is_empty()) {
+            if section(&readme, "Hints").is_some() {
                 problems.push(
                     "README.md prints hints: move them to hints.md (`cargo lab hint` reveals them)"
                         .into(),
