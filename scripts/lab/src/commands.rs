@@ -49,6 +49,13 @@ fn next_lab<'a>(course: &'a Course, state: &State) -> Option<&'a Lab> {
         .find(|lab| state.status(lab) != Status::Passed)
 }
 
+/// The lab the learner is on: the first one not passed yet.
+pub fn upcoming(course: &Course) -> Result<&Lab> {
+    next_lab(course, &State::load(&course.state_dir())).ok_or_else(|| {
+        anyhow::anyhow!("every lab passes: name one to prepare, e.g. `cargo lab prepare 7.8`")
+    })
+}
+
 pub fn status(course: &Course) -> Result<bool> {
     let state = State::load(&course.state_dir());
     println!("{}\n", ui::bold("OS & Network for Backend, in Rust"));
@@ -118,7 +125,51 @@ pub fn next(course: &Course) -> Result<bool> {
     println!("  edit     {}/src/main.rs", lab.rel_dir(&course.root));
     println!("  grade    cargo lab test {}", lab.id());
     println!("  stuck?   cargo lab hint {}", lab.id());
+    println!(
+        "  {}  cargo lab prepare {}   builds its grader now, while you read",
+        ui::dim("tip:"),
+        lab.id()
+    );
     Ok(true)
+}
+
+/// Builds the graders of `labs` against the learner's files (the `src` face), with a progress
+/// bar: the first `cargo lab test` of each then grades in seconds.
+pub fn prepare(course: &Course, labs: &[&Lab]) -> Result<bool> {
+    let names: Vec<String> = labs.iter().map(|l| l.id()).collect();
+    println!(
+        "{} {} ({}): their dependencies compile once, then every grade is quick",
+        ui::cyan("Preparing"),
+        if labs.len() == 1 { "lab" } else { "labs" },
+        names.join(", ")
+    );
+    let started = std::time::Instant::now();
+    let build = grade::build(course, labs, Face::Src, Noise::Progress)?;
+    let seconds = started.elapsed().as_secs_f64();
+    // A half-written src/main.rs may not compile yet: its dependencies are built all the same.
+    let unfinished: Vec<&str> = labs
+        .iter()
+        .filter(|l| build.errors.contains_key(&l.package))
+        .map(|l| l.package.as_str())
+        .collect();
+    if build.success || !unfinished.is_empty() {
+        println!(
+            "{} ready in {seconds:.0} s; grade with `cargo lab test {}`",
+            ui::ok_mark(),
+            names[0]
+        );
+        if !unfinished.is_empty() {
+            println!(
+                "  {} src/main.rs does not compile yet in {}: everything it needs is built",
+                ui::dim("note:"),
+                unfinished.join(", ")
+            );
+        }
+        Ok(true)
+    } else {
+        eprintln!("{}", build.stderr.trim_end());
+        Ok(false)
+    }
 }
 
 pub fn test(course: &Course, lab: &Lab) -> Result<bool> {

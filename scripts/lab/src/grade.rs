@@ -1,7 +1,7 @@
 //! Building graders and running them.
 //!
 //! A face (`src`, `problem`, `solution`) is built for many labs with ONE cargo invocation
-//! (`cargo test --no-run -p a -p b ... --features <face>`): the dependency graph is resolved
+//! (`cargo build --tests -p a -p b ... --features <face>`): the dependency graph is resolved
 //! and compiled once. Then each lab's test executables run in the lab's folder, as
 //! `cargo test` would, with a timeout, and their libtest output is parsed into results.
 
@@ -63,8 +63,11 @@ pub struct Build {
 /// How cargo's output reaches the user while building.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noise {
-    /// Cargo's progress and the compiler's messages go to the terminal (a learner's `test`).
+    /// The compiler's messages go to the terminal, with a progress bar while anything compiles
+    /// and nothing at all when everything is fresh (a learner's `test`).
     Show,
+    /// Like `Show`, with the progress bar from the first moment (`prepare`).
+    Progress,
     /// Everything is captured and kept in [`Build`] (verify shows only what failed).
     Capture,
 }
@@ -77,11 +80,20 @@ pub fn cargo() -> Command {
 pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result<Build> {
     let mut cmd = cargo();
     cmd.current_dir(&course.root)
-        .args(["test", "--no-run", "--no-fail-fast", "--tests"])
+        // `build --tests` compiles exactly what `test --no-run` does, and `--keep-going` lets
+        // one lab that does not compile leave the others built (never stale).
+        .args(["build", "--tests", "--keep-going"])
         .arg("--message-format=json-diagnostic-rendered-ansi")
         .stdout(Stdio::piped());
-    if noise == Noise::Capture {
-        cmd.stderr(Stdio::piped());
+    match noise {
+        Noise::Capture => {
+            cmd.stderr(Stdio::piped());
+        }
+        // The runner draws its own progress from cargo's messages: cargo's status lines
+        // ("Compiling", "Finished") would print even when there is nothing to build.
+        Noise::Show | Noise::Progress => {
+            cmd.arg("--quiet");
+        }
     }
     for lab in labs {
         cmd.args(["--package", &lab.package]);
@@ -107,9 +119,13 @@ pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result
             .find(|l| src.starts_with(&l.dir))
             .map_or_else(|| src.display().to_string(), |l| l.package.clone())
     };
+    let progress = (noise != Noise::Capture).then(|| BuildProgress::new(course, labs, noise));
     let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
     for message in Message::parse_stream(stdout) {
         let Ok(message) = message else { continue };
+        if let Some(progress) = &progress {
+            progress.saw(&message);
+        }
         match message {
             Message::CompilerArtifact(artifact) => {
                 let is_test = artifact.target.kind.contains(&TargetKind::Test);
@@ -129,24 +145,145 @@ pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result
                 ) {
                     let package = package_of(msg.target.src_path.as_std_path());
                     let text = msg.message.rendered.unwrap_or(msg.message.message);
-                    if noise == Noise::Show {
-                        eprint!("{text}");
+                    if noise != Noise::Capture {
+                        progress_print(progress.as_ref(), &text);
                     }
                     build.errors.entry(package).or_default().push_str(&text);
-                } else if noise == Noise::Show
+                } else if noise != Noise::Capture
                     && let Some(text) = msg.message.rendered
                 {
-                    eprint!("{text}");
+                    progress_print(progress.as_ref(), &text);
                 }
             }
             _ => {}
         }
+    }
+    if let Some(progress) = progress {
+        progress.finish();
     }
     build.success = child.wait().context("waiting for cargo")?.success();
     if let Some(handle) = stderr {
         build.stderr = handle.join().unwrap_or_default();
     }
     Ok(build)
+}
+
+/// A progress bar fed by cargo's JSON messages: one step per crate compiled (or found fresh)
+/// out of the crates the labs depend on. In `Show` mode it appears only once something
+/// actually compiles, so a warm `cargo lab test` stays quiet.
+struct BuildProgress<'a> {
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    course: &'a Course,
+    labs: &'a [&'a Lab],
+    shown: std::cell::Cell<bool>,
+}
+
+impl<'a> BuildProgress<'a> {
+    fn new(course: &'a Course, labs: &'a [&'a Lab], noise: Noise) -> BuildProgress<'a> {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(1),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} building {msg} [{bar:30}] {pos}/{len} crates, about {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        let what = match labs {
+            [lab] => format!("lab {}", lab.id()),
+            _ => format!("{} labs", labs.len()),
+        };
+        bar.set_message(what);
+        let progress = BuildProgress {
+            bar,
+            started: Instant::now(),
+            course,
+            labs,
+            shown: std::cell::Cell::new(false),
+        };
+        if noise == Noise::Progress {
+            progress.show();
+        }
+        progress
+    }
+
+    fn show(&self) {
+        if !self.shown.replace(true) {
+            // Counted only now: a warm build that compiles nothing never pays for it.
+            let total = crates_to_build(self.course, self.labs).unwrap_or(0);
+            self.bar.set_length(total.max(self.bar.position() + 1));
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        }
+    }
+
+    fn saw(&self, message: &Message) {
+        let compiled = match message {
+            Message::CompilerArtifact(artifact) => Some(!artifact.fresh),
+            Message::BuildScriptExecuted(_) => Some(false),
+            _ => None,
+        };
+        let Some(compiled) = compiled else { return };
+        self.bar.inc(1);
+        if self.bar.position() >= self.bar.length().unwrap_or(0) {
+            self.bar.set_length(self.bar.position() + 1);
+        }
+        // Something is compiling, or cargo has been busy long enough to say so.
+        if compiled || self.started.elapsed() > Duration::from_millis(700) {
+            self.show();
+        }
+    }
+
+    fn finish(self) {
+        if self.shown.get() {
+            self.bar.finish_and_clear();
+        }
+    }
+}
+
+/// Compiler output printed above the progress bar, never through it.
+fn progress_print(progress: Option<&BuildProgress<'_>>, text: &str) {
+    match progress {
+        Some(p) if p.shown.get() => p.bar.suspend(|| eprint!("{text}")),
+        _ => eprint!("{text}"),
+    }
+}
+
+/// How many crates the labs' graders build: the labs and everything they depend on (normal,
+/// dev and build dependencies) with the features these labs turn on, as `cargo tree` resolves
+/// them offline from Cargo.lock for this machine.
+fn crates_to_build(course: &Course, labs: &[&Lab]) -> Option<u64> {
+    let mut cmd = cargo();
+    cmd.current_dir(&course.root).args([
+        "tree",
+        "--offline",
+        "--quiet",
+        "--edges",
+        "normal,build,dev",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]);
+    for lab in labs {
+        cmd.args(["--package", &lab.package]);
+    }
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let crates: std::collections::BTreeSet<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)").trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('['))
+        .collect();
+    // Build scripts are a unit of their own, and each lab builds a binary and its graders.
+    Some(crates.len() as u64 * 5 / 4 + 2 * labs.len() as u64)
 }
 
 /// The outcome of one test.

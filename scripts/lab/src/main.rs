@@ -45,6 +45,12 @@ enum Cmd {
     Next,
     /// Grade your src/main.rs; a pass ticks the lab in PROGRESS.md.
     Test { lab: Option<String> },
+    /// Build the graders of the next lab (or of a lab, or a chapter) ahead, with a progress bar.
+    Prepare {
+        lab: Option<String>,
+        #[arg(long, value_name = "N", conflicts_with = "lab")]
+        chapter: Option<u32>,
+    },
     /// Re-grade every time you save.
     Watch { lab: Option<String> },
     /// Show the next hint of a lab (`--all` for every hint).
@@ -111,6 +117,17 @@ fn main() -> ExitCode {
             Cmd::List => commands::list(&course),
             Cmd::Next => commands::next(&course),
             Cmd::Test { lab: name } => commands::test(&course, lab(&name)?),
+            Cmd::Prepare { lab: name, chapter } => {
+                let labs: Vec<&course::Lab> = match (&name, chapter) {
+                    (_, Some(n)) => course.chapter(n),
+                    (Some(_), None) => vec![lab(&name)?],
+                    (None, None) => vec![commands::upcoming(&course)?],
+                };
+                if labs.is_empty() {
+                    anyhow::bail!("no such chapter; `cargo lab list` shows them");
+                }
+                commands::prepare(&course, &labs)
+            }
             Cmd::Watch { lab: name } => commands::watch(&course, lab(&name)?),
             Cmd::Hint { lab: name, all } => commands::hint(&course, lab(&name)?, all),
             Cmd::Reset {

@@ -18,6 +18,16 @@
 //! is applied. A header value may continue on indented lines. Make one with
 //! `diff -u --label a/solution/main.rs --label b/solution/main.rs solution/main.rs wrong.rs`.
 
+/// What `<lab>/.mistake/main.rs` holds when verify is not proving a mistake: the file is
+/// tracked, because cargo (`cargo fmt` among others) expects every bin target's file to exist.
+pub const SCRATCH_AT_REST: &str = "\
+//! Scratch file of `cargo lab verify`. While verify proves this lab's known mistakes
+//! (`mistakes/*.patch`), the patched solution is written here and built with
+//! `--features mistake`; verify puts this text back when it is done. Nothing to edit here.
+
+fn main() {}
+";
+
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};

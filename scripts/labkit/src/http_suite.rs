@@ -1,7 +1,7 @@
 //! The one grader of chapter 3's two HTTP servers: lab 3.3 (HTTP/1.1 from scratch) and lab 3.4
 //! (the same routes with axum). Both build the same program, so both pass the same
-//! specification: each lab's `tests/grader.rs` is a list of `#[test]` functions that call the
-//! checks below with the lab's binary, for example
+//! specification: each lab's grader (`tests/test_http_server.rs`, `tests/test_axum_rewrite.rs`)
+//! is a list of `#[test]` functions that call the checks below with the lab's binary, for example
 //! `labkit::http_suite::refuses_path_traversal(labkit::lab_bin!())`.
 //!
 //! The server under test runs as `bin --addr 127.0.0.1:0 --root DIR [--request-timeout SECS]`

@@ -6,6 +6,7 @@
 //!
 //! - [`process`]: run a binary with a timeout, spawn a server and wait for `listening on <addr>`;
 //! - [`net`]: timeouts for every network wait, connecting with them set;
+//! - [`netns`]: a private network namespace per test, for the raw-socket graders;
 //! - [`services`]: `DATABASE_URL` / `REDIS_URL`, failing fast with the fix when a service is down;
 //! - [`sys`]: facts from the kernel (`/proc`), tools on `PATH`, capabilities;
 //! - [`strace`]: run a program under strace and read its system calls;
@@ -30,6 +31,7 @@ pub mod http_suite;
 pub mod keyspace;
 pub mod load_client;
 pub mod net;
+pub mod netns;
 #[cfg(feature = "notes")]
 pub mod notes;
 #[cfg(feature = "postgres")]

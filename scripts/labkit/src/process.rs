@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -47,10 +48,31 @@ pub fn run_with_stdin(bin: &str, args: &[&str], stdin: &[u8]) -> Output {
     run_command(cmd, stdin, RUN_TIMEOUT)
 }
 
+/// Makes the process `cmd` starts die (SIGKILL) when the thread that starts it ends, the
+/// test's thread, or when the test executable itself is killed: a grader stopped by a timeout
+/// or by Ctrl-C never leaves a lab server running behind it. Every spawn in labkit does this.
+pub fn die_with_test(cmd: &mut Command) -> &mut Command {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only prctl(2),
+    // getppid(2) and raise(3), which are async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect: then no signal would come.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs a prepared command with a timeout. Stdout and stderr are drained on their own threads
 /// so a chatty child can never block on a full pipe while we wait for it.
 pub fn run_command(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output {
-    let mut child = cmd
+    let mut child = die_with_test(&mut cmd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -131,7 +153,7 @@ impl Server {
     /// Starts a prepared command (which must make the server print `listening on <addr>`).
     pub fn start_command(mut cmd: Command) -> Server {
         let name = format!("{cmd:?}");
-        let mut child = cmd
+        let mut child = die_with_test(&mut cmd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -269,6 +291,68 @@ mod tests {
         assert_eq!(out.code(), Some(3));
         assert_eq!(out.stdout_str(), "out\n");
         assert_eq!(out.stderr_str(), "err\n");
+    }
+
+    /// The helper's side of the next test: starts a server, says its pid, then waits to be
+    /// killed.
+    fn start_server_and_wait() -> ! {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo listening on 127.0.0.1:9; exec sleep 600"]);
+        let server = Server::start_command(cmd);
+        println!("server pid {}", server.pid());
+        std::io::stdout().flush().unwrap();
+        std::mem::forget(server); // its Drop would kill it: we want the kernel to
+        thread::sleep(Duration::from_secs(600));
+        std::process::exit(0)
+    }
+
+    /// Whether `pid` still runs (a zombie waiting for its reaper does not).
+    fn is_running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_server_dies_with_the_test_executable_that_started_it() {
+        const HELPER: &str = "LABKIT_TEST_START_SERVER";
+        if std::env::var_os(HELPER).is_some() {
+            start_server_and_wait();
+        }
+        // A test executable (this one, running only this test) starts a server, then is killed
+        // with SIGKILL, as a timeout would: no Drop, no cleanup code runs.
+        let mut helper = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "process::tests::a_server_dies_with_the_test_executable_that_started_it",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(HELPER, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(helper.stdout.take().unwrap()).lines();
+        let pid: u32 = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("server pid ")?.parse().ok())
+            .expect("the helper prints its server's pid");
+        assert!(is_running(pid), "the server should run while its test does");
+        helper.kill().unwrap();
+        helper.wait().unwrap();
+        let gone = crate::wait::until(Duration::from_secs(5), || !is_running(pid));
+        if !gone {
+            // SAFETY: kill(2) on a pid we started; it is ours to clean up.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        assert!(
+            gone,
+            "server {pid} outlived the test executable that started it"
+        );
     }
 
     #[test]

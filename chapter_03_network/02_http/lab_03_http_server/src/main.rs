@@ -91,7 +91,7 @@
 //!
 //! Routes: `GET /` (a greeting), `GET /static/<path>` (a file under `--root`), `POST /echo`
 //! (the request body back). Read README.md for the requirements; `cargo lab test 3.3` grades
-//! this file: `tests/grader.rs` talks to the binary over sockets, `tests/parser.rs` calls
+//! this file: `tests/test_http_server.rs` talks to the binary over sockets, `tests/test_parser.rs` calls
 //! `parse_request` directly, so keep the names and signatures below.
 //!
 //! Suggested shape: a parser that does no I/O (bytes in; "a request and the bytes it used",

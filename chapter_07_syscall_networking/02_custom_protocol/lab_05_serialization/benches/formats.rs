@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 labkit::lab_mod!(lab);
-// The generated Cap'n Proto code refers to `crate::order_capnp` (see tests/grader.rs).
+// The generated Cap'n Proto code refers to `crate::order_capnp` (see tests/test_serialization.rs).
 #[allow(unused_imports)]
 use lab::order_capnp;
 

@@ -104,8 +104,8 @@
 //! 3. **The server**: [`bind`] with a backlog of 1,024, then [`serve`]: one edge-triggered
 //!    registration per connection, reads until `EAGAIN`, partial writes kept per connection.
 //!
-//! The grader calls the wrapper directly (tests/epoll.rs) and runs the binary (tests/server.rs,
-//! tests/c10k.rs). Remove the `allow` below once everything is used.
+//! The grader calls the wrapper directly (tests/test_epoll.rs) and runs the binary (tests/test_server.rs,
+//! tests/test_c10k.rs). Remove the `allow` below once everything is used.
 #![allow(unused_variables, dead_code)]
 
 use std::fmt;

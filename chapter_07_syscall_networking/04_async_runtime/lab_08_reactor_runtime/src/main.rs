@@ -76,7 +76,7 @@
 //! on top of it, the way one writes it with tokio.
 //!
 //! Read README.md for the requirements; `cargo lab test 7.8` grades this file (the runtime
-//! white-box in tests/runtime.rs, the echo server black-box in tests/server.rs).
+//! white-box in tests/test_runtime.rs, the echo server black-box in tests/test_server.rs).
 //!
 //! Given, ready to use: Part 1 (lab 6's epoll wrapper, cut down to what a reactor needs, and
 //! the socket calls), Part 2 (lab 7's tasks, join handles, wakers and run queue, with std's

@@ -2,7 +2,7 @@
 //!
 //! No process, no timing, no I/O: these tests also run under Miri, which checks every pointer
 //! the vtable touches (see README, "What to observe"):
-//! `cargo +nightly miri test -p ch7_executor --features solution --test waker`
+//! `cargo +nightly miri test -p ch7_executor --features solution --test test_waker`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

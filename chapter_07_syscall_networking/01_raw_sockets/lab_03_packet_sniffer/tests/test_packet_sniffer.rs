@@ -1,8 +1,8 @@
 //! Grader for the TPACKET_V3 sniffer: white-box on the ring, black-box on the program.
 //!
-//! Each white-box test moves its own thread into a fresh network namespace (network namespaces
-//! are per thread on Linux) with only `lo`, up. The ring then sees this test's traffic and
-//! nothing else, however many other tests run on the machine. Each test is named after the
+//! Each test runs in a network namespace of its own with only `lo`, up
+//! (`labkit::private_network!`, which needs neither root nor sudo). The ring then sees this
+//! test's traffic and nothing else, however many other tests run on the machine. Each test is named after the
 //! requirement it checks (see README.md).
 
 use std::collections::HashMap;
@@ -18,42 +18,6 @@ labkit::lab_mod!(lab);
 use lab::{RingConfig, Sniffer, Transport};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Moves the calling thread into a new network namespace and brings its `lo` up. Falls back to
-/// the host namespace (noisier, still correct: tests filter on their own ports) when not allowed.
-fn private_loopback() {
-    labkit::sys::require_net_raw();
-    // SAFETY: unshare(2) only changes this thread's namespaces.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        eprintln!(
-            "note: no private network namespace ({}), using the host's",
-            std::io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: a plain socket for the ioctl, closed right after; ifreq is zeroed then named "lo".
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        assert!(
-            fd >= 0,
-            "test setup: socket for the ioctl failed: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-            *dst = *src as libc::c_char;
-        }
-        req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        let rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
-        libc::close(fd);
-        assert_eq!(
-            rc,
-            0,
-            "test setup: bringing lo up failed: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
 
 fn udp_pair() -> (UdpSocket, UdpSocket) {
     let tx = labkit::net::udp_socket();
@@ -111,7 +75,7 @@ fn udp_payload_to(packet: &lab::Packet<'_>, port: u16) -> Option<Vec<u8>> {
 // Requirement 1 and 2: every datagram, once.
 #[test]
 fn captures_every_datagram_exactly_once() {
-    private_loopback();
+    labkit::private_network!();
     let mut sniffer = Sniffer::open("lo", &RingConfig::default())
         .expect("requirement 1: Sniffer::open on lo failed");
     let (tx, rx) = udp_pair();
@@ -170,7 +134,7 @@ fn captures_every_datagram_exactly_once() {
 
 #[test]
 fn decoded_packets_point_into_the_mapped_ring() {
-    private_loopback();
+    labkit::private_network!();
     let mut sniffer = Sniffer::open("lo", &RingConfig::default())
         .expect("requirement 1: Sniffer::open on lo failed");
     let ring = sniffer.ring_range();
@@ -220,7 +184,7 @@ fn decoded_packets_point_into_the_mapped_ring() {
 // exactly block_size * block_count bytes, and `ring_range` is that mapping.
 #[test]
 fn ring_is_a_shared_mapping_of_the_socket() {
-    private_loopback();
+    labkit::private_network!();
     let mut rng = rand::rng();
     let config = RingConfig {
         block_size: 4096 << rng.random_range(0..3),
@@ -272,7 +236,7 @@ fn ring_is_a_shared_mapping_of_the_socket() {
 // millisecond or spins on the status word fails.
 #[test]
 fn next_block_sleeps_in_poll_on_a_quiet_ring() {
-    private_loopback();
+    labkit::private_network!();
     let mut sniffer = Sniffer::open("lo", &RingConfig::default())
         .expect("requirement 1: Sniffer::open on lo failed");
     let usage = || {
@@ -310,7 +274,7 @@ fn next_block_sleeps_in_poll_on_a_quiet_ring() {
 // Requirement 3: blocks go back to the kernel; a small ring wraps many times without drops.
 #[test]
 fn small_ring_wraps_many_times_with_zero_drops() {
-    private_loopback();
+    labkit::private_network!();
     let config = RingConfig {
         block_size: 4096,
         block_count: 4,
@@ -372,7 +336,7 @@ fn small_ring_wraps_many_times_with_zero_drops() {
 // Requirement 4: statistics.
 #[test]
 fn statistics_count_received_packets_cumulatively() {
-    private_loopback();
+    labkit::private_network!();
     let mut sniffer = Sniffer::open("lo", &RingConfig::default())
         .expect("requirement 1: Sniffer::open on lo failed");
     let (tx, rx) = udp_pair();
@@ -476,7 +440,7 @@ fn decode_reads_headers_and_survives_garbage() {
 
 #[test]
 fn unknown_interface_is_a_clear_error() {
-    labkit::sys::require_net_raw();
+    labkit::private_network!();
     match Sniffer::open("nosuch7", &RingConfig::default()) {
         Ok(_) => panic!("requirement 1: opening interface nosuch7 succeeded; wanted an error"),
         Err(e) => assert!(
@@ -498,7 +462,7 @@ fn unknown_interface_is_a_clear_error() {
 // Requirement 6: the program.
 #[test]
 fn prints_one_line_per_packet_like_tcpdump_and_statistics_on_exit() {
-    labkit::sys::require_net_raw();
+    labkit::private_network!();
     let (tx, rx) = udp_pair();
     let port = rx.local_addr().unwrap().port();
     let sport = tx.local_addr().unwrap().port();

@@ -1,5 +1,6 @@
 //! Grader for Raw ICMP Ping and IP_HDRINCL: black-box, through the real binary and real
-//! sockets on loopback. Each test is named after the requirement it checks (see README.md).
+//! sockets on loopback. Each test runs in a network namespace of its own (`labkit::private_network!`,
+//! no sudo needed) and is named after the requirement it checks (see README.md).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -103,6 +104,7 @@ fn assert_all_replies(out: &labkit::Output, count: u16) -> Vec<(u16, usize, u8, 
 // Requirement 1: echo requests and replies.
 #[test]
 fn pings_localhost_and_reports_every_reply() {
+    labkit::private_network!();
     let count = rand::rng().random_range(3..8u16);
     let out = ping(&["127.0.0.1", "-c", &count.to_string(), "-i", "0.02"]);
     for (_, bytes, ttl, time) in assert_all_replies(&out, count) {
@@ -126,6 +128,7 @@ fn pings_localhost_and_reports_every_reply() {
 // answers with that TTL.
 #[test]
 fn reports_the_ttl_of_each_reply() {
+    labkit::private_network!();
     let ttl = loop {
         let ttl = rand::rng().random_range(2..=255u8);
         if ttl != 64 {
@@ -147,6 +150,7 @@ fn reports_the_ttl_of_each_reply() {
 
 #[test]
 fn data_size_sets_the_reply_length() {
+    labkit::private_network!();
     let size = rand::rng().random_range(0..1400usize);
     let out = ping(&[
         "127.0.0.1",
@@ -169,6 +173,7 @@ fn data_size_sets_the_reply_length() {
 // Requirement 2: the RTT summary.
 #[test]
 fn rtt_summary_matches_the_reply_lines() {
+    labkit::private_network!();
     let count = rand::rng().random_range(4..8u16);
     let out = ping(&["127.0.0.1", "-c", &count.to_string(), "-i", "0.02"]);
     let times: Vec<f64> = assert_all_replies(&out, count)
@@ -211,7 +216,7 @@ fn rtt_summary_matches_the_reply_lines() {
 // Requirement 3: only our replies count.
 #[test]
 fn ignores_its_own_requests_and_other_pings() {
-    labkit::sys::require_net_raw();
+    labkit::private_network!();
     let count = rand::rng().random_range(5..9u16);
     let handles: Vec<_> = (0..3)
         .map(|_| {
@@ -338,7 +343,7 @@ fn forge_replies(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
 // checksum. The grader forges the wrong ones next to the kernel's right ones.
 #[test]
 fn forged_replies_are_ignored() {
-    labkit::sys::require_net_raw();
+    labkit::private_network!();
     let stop = Arc::new(AtomicBool::new(false));
     let forger = forge_replies(stop.clone());
     let count = rand::rng().random_range(3..7u16);
@@ -360,6 +365,7 @@ fn forged_replies_are_ignored() {
 // Requirement 4: loss.
 #[test]
 fn reports_total_loss_when_nobody_answers() {
+    labkit::private_network!();
     // A private network namespace where the kernel ignores echo requests: every request is lost.
     let out = ping_in_namespace(
         "sysctl -qw net.ipv4.icmp_echo_ignore_all=1",
@@ -451,7 +457,7 @@ fn send_udp(port: u16, sport: u16, text: &str) -> labkit::Output {
 
 #[test]
 fn hand_built_udp_datagram_arrives_intact() {
-    labkit::sys::require_net_raw();
+    labkit::private_network!();
     let receiver = labkit::net::udp_socket();
     let port = receiver.local_addr().unwrap().port();
     let sport = rand::rng().random_range(20_000..60_000u16);
@@ -481,7 +487,7 @@ fn hand_built_udp_datagram_arrives_intact() {
 
 #[test]
 fn kernel_fills_the_source_and_the_udp_checksum_is_right() {
-    labkit::sys::require_net_raw();
+    labkit::private_network!();
     let tap = udp_tap();
     let receiver: UdpSocket = labkit::net::udp_socket();
     let port = receiver.local_addr().unwrap().port();
@@ -556,6 +562,7 @@ fn kernel_fills_the_source_and_the_udp_checksum_is_right() {
 // Requirement 6: errors.
 #[test]
 fn explains_missing_cap_net_raw() {
+    labkit::private_network!();
     let out = if labkit::sys::is_root() {
         // Drop CAP_NET_RAW from the bounding and inheritable sets: after exec even root lacks
         // it, exactly what an ordinary user sees (works inside `unshare -rn` too).
@@ -591,6 +598,7 @@ fn explains_missing_cap_net_raw() {
 
 #[test]
 fn rejects_bad_arguments_and_accepts_good_ones() {
+    labkit::private_network!();
     let cases: HashMap<&str, Vec<&str>> = HashMap::from([
         ("no target", vec![]),
         ("bad count", vec!["127.0.0.1", "-c", "many"]),

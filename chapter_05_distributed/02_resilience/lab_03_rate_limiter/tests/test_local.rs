@@ -1,5 +1,5 @@
 //! Grader for the local rate limiters and the middleware, on a manual clock: the refill maths
-//! is checked to the nanosecond. The Redis limiter has its own file, `tests/redis.rs`.
+//! is checked to the nanosecond. The Redis limiter has its own file, `tests/test_redis.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -98,7 +98,10 @@ async fn migrates_and_stores_notes_in_the_notes_table() {
             "requirement 1: the row's body differs from the one sent: {}",
             first_difference(&got_body, &body)
         );
-        // A row written behind the service's back is served too: no cache in between.
+        // A row written behind the service's back is served too: no cache in between, not
+        // even of a note the service has just read.
+        let reply = api.get(&format!("/notes/{id}")).await;
+        assert_note(1, &reply.json(), &title, &body, 1);
         sqlx::query("UPDATE notes SET body = 'from psql' WHERE id = $1")
             .bind(id)
             .execute(&db.pool)

@@ -39,6 +39,20 @@ fn within_deadline<T: Send + 'static>(what: &str, test: impl FnOnce() -> T + Sen
     }
 }
 
+/// Waits (at most a second) until thread `tid` of this process sleeps in the kernel: a wake
+/// sent then must unpark it, not race with its last poll.
+fn until_asleep(tid: libc::pid_t) {
+    wait::until(Duration::from_secs(1), || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| rest.starts_with('S'))
+            })
+            .unwrap_or(true)
+    });
+}
+
 // Requirement 6: spawn returns a JoinHandle, a future of the task's output.
 #[test]
 fn spawn_returns_a_handle_to_the_output() {
@@ -144,12 +158,14 @@ fn wakes_from_other_threads_lose_nothing() {
                 })
             })
             .collect();
-        // Threads set the signals in random order, with pauses, while the executor sleeps,
-        // runs, and sleeps again.
+        // Threads set the signals in random order, in batches that each find the executor
+        // asleep, so it sleeps, runs, and sleeps again.
         let mut shuffled = signals;
         for i in (1..shuffled.len()).rev() {
             shuffled.swap(i, rand::rng().random_range(0..=i));
         }
+        // SAFETY: gettid(2) has no preconditions.
+        let executor_thread = unsafe { libc::gettid() };
         let chunks: Vec<Vec<Signal>> = shuffled
             .chunks(TASKS / THREADS)
             .map(|c| c.to_vec())
@@ -159,8 +175,9 @@ fn wakes_from_other_threads_lose_nothing() {
             .map(|chunk| {
                 thread::spawn(move || {
                     for (i, signal) in chunk.into_iter().enumerate() {
+                        // Each batch of wakes reaches an executor that has gone to sleep.
                         if i % 500 == 0 {
-                            thread::sleep(Duration::from_millis(1));
+                            until_asleep(executor_thread);
                         }
                         signal.set();
                     }

@@ -320,16 +320,22 @@ fn drop_waits_for_running_jobs_and_joins_every_worker() {
         let n = rand::rng().random_range(2..=5);
         let exited = Arc::new(AtomicUsize::new(0));
         let slow_job_done = Arc::new(AtomicBool::new(false));
+        let slow_job_met = Arc::new(AtomicBool::new(false));
         let pool = ThreadPool::new(n).expect("ThreadPool::new");
         let meeting = Arc::new(Rendezvous::new(n));
         let handles: Vec<_> = (0..n)
             .map(|i| {
-                let (exited, meeting, done) =
-                    (exited.clone(), meeting.clone(), slow_job_done.clone());
+                let (exited, meeting, done, job_met) = (
+                    exited.clone(),
+                    meeting.clone(),
+                    slow_job_done.clone(),
+                    slow_job_met.clone(),
+                );
                 pool.execute(move || {
                     ON_EXIT.with(|slot| *slot.borrow_mut() = Some(ExitNotice(exited)));
                     let met = meeting.meet(MEET);
                     if i == 0 {
+                        job_met.store(met, Ordering::SeqCst);
                         thread::sleep(Duration::from_millis(200));
                         done.store(true, Ordering::SeqCst);
                     }
@@ -348,6 +354,11 @@ fn drop_waits_for_running_jobs_and_joins_every_worker() {
             "requirement 1: the {n} workers did not all run a job at the same time"
         );
         drop(pool);
+        // The last job to arrive always meets the others: job 0 must have met them too.
+        assert!(
+            slow_job_met.load(Ordering::SeqCst),
+            "requirement 1: the {n} workers did not all run a job at the same time"
+        );
         assert!(
             slow_job_done.load(Ordering::SeqCst),
             "requirement 3: drop(pool) returned while a job was still running; wanted it to \
