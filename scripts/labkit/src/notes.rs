@@ -97,6 +97,33 @@ impl Api {
     }
 
     /// Sends `method path` with an optional raw body and content type.
+    /// POSTs `body` (larger than the server accepts) to `path`. A server that answers 413 as
+    /// soon as the limit is crossed closes the connection with the rest of the body unread, and
+    /// the kernel may then reset it while the client is still sending: that race is not the
+    /// server's fault, so the request is tried again (up to 5 times) before the test fails.
+    pub async fn send_oversized(&self, path: &str, body: Vec<u8>) -> Reply {
+        let mut last = None;
+        for _ in 0..5 {
+            match self
+                .try_send(
+                    Method::POST,
+                    path,
+                    Some("application/json"),
+                    Some(body.clone()),
+                )
+                .await
+            {
+                Ok(reply) => return reply,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!(
+            "POST {path} with a {} byte body failed 5 times: {}",
+            body.len(),
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )
+    }
+
     pub async fn send(
         &self,
         method: Method,
@@ -104,6 +131,19 @@ impl Api {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
+        self.try_send(method.clone(), path, content_type, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"))
+    }
+
+    /// Like [`Api::send`], with the transport error returned instead of a panic.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, reqwest::Error> {
         let mut request = self
             .client
             .request(method.clone(), format!("{}{path}", self.base));
@@ -113,21 +153,15 @@ impl Api {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
+        let response = request.send().await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"));
-        Reply {
+        let text = response.text().await?;
+        Ok(Reply {
             status,
             headers,
             text,
-        }
+        })
     }
 
     pub async fn json(&self, method: Method, path: &str, body: &Value) -> Reply {

@@ -537,7 +537,7 @@ async fn oversized_body_is_413_problem() {
     api.create(&random_title(), "").await;
     let size = rand::rng().random_range(70_000..200_000);
     let body = serde_json::to_vec(&json!({"title": "big", "body": "x".repeat(size)})).unwrap();
-    api.send(Method::POST, "/notes", Some("application/json"), Some(body))
+    api.send_oversized("/notes", body)
         .await
         .assert_problem(7, 413, "payload_too_large");
     // The server is still fine afterwards.

@@ -380,7 +380,7 @@ async fn bad_input_is_a_4xx_problem_never_a_500() {
             .assert_problem(4, 422, "invalid_body");
         let big = serde_json::to_vec(&json!({"title": "t", "body": "x".repeat(100_000)}))
             .expect("a JSON body");
-        api.send(Method::POST, "/notes", Some("application/json"), Some(big))
+        api.send_oversized("/notes", big)
             .await
             .assert_problem(4, 413, "payload_too_large");
         api.get("/notes/abc")
