@@ -87,6 +87,14 @@ impl Lab {
         self.dir.join(".mistake/main.rs")
     }
 
+    /// The lab's schema tool, when its SQL is checked at compile time (sqlx's `query!` macros):
+    /// the binary `<package>-schema` built from `schema/main.rs`, which prepares the database
+    /// the learner's queries are checked against and prints its URL.
+    pub fn schema_tool(&self) -> Option<String> {
+        let source = self.dir.join("schema/main.rs");
+        source.is_file().then(|| format!("{}-schema", self.package))
+    }
+
     /// The topic folder holding the lab (and its theory.md).
     pub fn topic_dir(&self) -> &Path {
         self.dir.parent().unwrap_or(&self.dir)
@@ -113,6 +121,8 @@ pub struct Course {
     pub root: PathBuf,
     pub target_dir: PathBuf,
     pub labs: Vec<Lab>,
+    /// The oldest Rust the course builds with (the workspace's `rust-version`).
+    pub rust_version: String,
 }
 
 impl Course {
@@ -122,7 +132,11 @@ impl Course {
             "cannot read the workspace with `cargo metadata`; run this inside the course",
         )?;
         let mut labs = Vec::new();
+        let mut rust_version = None;
         for package in metadata.workspace_packages() {
+            if rust_version.is_none() {
+                rust_version = package.rust_version.as_ref().map(|v| v.to_string());
+            }
             let Some(meta) = package.metadata.get("lab") else {
                 continue;
             };
@@ -151,6 +165,7 @@ impl Course {
             root: metadata.workspace_root.into_std_path_buf(),
             target_dir: metadata.target_directory.into_std_path_buf(),
             labs,
+            rust_version: rust_version.context("the workspace sets no rust-version")?,
         })
     }
 
@@ -178,10 +193,28 @@ impl Course {
         self.labs.iter().find(|lab| cwd.starts_with(&lab.dir))
     }
 
+    /// The chapter's title, from the first line of its own `checkpoint.md`
+    /// (`# Chapter 2 checkpoint: OS`), so no second list of titles is kept.
+    pub fn chapter_title(&self, chapter: u32) -> String {
+        self.labs
+            .iter()
+            .find(|l| l.chapter == chapter)
+            .and_then(|lab| std::fs::read_to_string(lab.chapter_dir().join("checkpoint.md")).ok())
+            .and_then(|text| checkpoint_title(chapter, &text))
+            .unwrap_or_default()
+    }
+
     /// Labs of one chapter.
     pub fn chapter(&self, chapter: u32) -> Vec<&Lab> {
         self.labs.iter().filter(|l| l.chapter == chapter).collect()
     }
+}
+
+/// The title in a checkpoint's first line, `# Chapter N checkpoint: <title>`.
+pub fn checkpoint_title(chapter: u32, checkpoint: &str) -> Option<String> {
+    let heading = checkpoint.lines().next()?;
+    let title = heading.strip_prefix(&format!("# Chapter {chapter} checkpoint: "))?;
+    (!title.trim().is_empty()).then(|| title.trim().to_string())
 }
 
 /// Resolves a lab name: `3.2`, `ch3_udp_echo`, `lab_02_udp_echo`, `udp_echo`, or a path such as `.`.
@@ -265,6 +298,14 @@ fn suggest(labs: &[Lab], name: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn a_chapter_is_titled_by_its_checkpoint() {
+        let text = "# Chapter 2 checkpoint: OS\n\nAnswer each question...";
+        assert_eq!(checkpoint_title(2, text).as_deref(), Some("OS"));
+        assert_eq!(checkpoint_title(3, text), None, "another chapter's number");
+        assert_eq!(checkpoint_title(6, "# Chapter 6 checkpoint\n"), None);
+    }
+
     pub(crate) fn lab(chapter: u32, number: u32, package: &str, folder: &str) -> Lab {
         Lab {
             package: package.into(),
@@ -275,6 +316,17 @@ pub(crate) mod tests {
             dir: PathBuf::from(format!("/course/chapter_0{chapter}/topic/{folder}")),
             has_bench: false,
         }
+    }
+
+    #[test]
+    fn a_lab_with_schema_main_rs_has_a_schema_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sql = lab(4, 1, "ch4_sqlx_crud", "lab_01_sqlx_crud");
+        sql.dir = dir.path().to_path_buf();
+        assert_eq!(sql.schema_tool(), None);
+        std::fs::create_dir(dir.path().join("schema")).unwrap();
+        std::fs::write(dir.path().join("schema/main.rs"), "fn main() {}").unwrap();
+        assert_eq!(sql.schema_tool().as_deref(), Some("ch4_sqlx_crud-schema"));
     }
 
     fn labs() -> Vec<Lab> {

@@ -52,6 +52,8 @@ impl Face {
 pub struct Build {
     /// Test executables (integration tests) of each package.
     pub executables: BTreeMap<String, Vec<PathBuf>>,
+    /// The binaries each package built (the face's own `<package>-<face>` among them).
+    pub binaries: BTreeMap<String, Vec<PathBuf>>,
     /// Compiler errors, per package, as rendered by rustc.
     pub errors: BTreeMap<String, String>,
     /// Whether cargo itself succeeded.
@@ -103,6 +105,7 @@ pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result
         // half-done file never breaks the proof of the stub and the solution.
         cmd.args(["--no-default-features", "--features", feature]);
     }
+    sqlx_check_source(course, labs, face, noise, &mut cmd);
     let mut child = cmd.spawn().context("cannot run cargo")?;
     let stderr = child.stderr.take().map(|mut pipe| {
         std::thread::spawn(move || {
@@ -128,12 +131,17 @@ pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result
         }
         match message {
             Message::CompilerArtifact(artifact) => {
-                let is_test = artifact.target.kind.contains(&TargetKind::Test);
-                if let (true, Some(exe)) = (is_test, artifact.executable) {
+                let kind = &artifact.target.kind;
+                let list = if kind.contains(&TargetKind::Test) {
+                    &mut build.executables
+                } else if kind.contains(&TargetKind::Bin) {
+                    &mut build.binaries
+                } else {
+                    continue;
+                };
+                if let Some(exe) = artifact.executable {
                     let package = package_of(artifact.target.src_path.as_std_path());
-                    build
-                        .executables
-                        .entry(package)
+                    list.entry(package)
                         .or_default()
                         .push(exe.into_std_path_buf());
                 }
@@ -166,6 +174,78 @@ pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result
         build.stderr = handle.join().unwrap_or_default();
     }
     Ok(build)
+}
+
+/// What sqlx's query macros check SQL against while compiling (lab 4.1 uses them): the
+/// database in `DATABASE_URL`, or the offline data committed in the lab's `.sqlx/` when
+/// `SQLX_OFFLINE=true` or no `DATABASE_URL` is set.
+///
+/// - The reference faces (stub, solution, known mistakes) build from the offline data, as a
+///   fresh clone and CI do, whatever `DATABASE_URL` says. An explicit `SQLX_OFFLINE` wins: with
+///   `SQLX_OFFLINE=false` a maintainer checks them online (and regenerates `.sqlx/`).
+/// - The learner's queries are new, so no offline data has them: a lab with a schema tool gets
+///   its schema database prepared, and `src/main.rs` is checked against it. One cargo
+///   invocation has one `DATABASE_URL`, so this happens when one lab is built.
+fn sqlx_check_source(course: &Course, labs: &[&Lab], face: Face, noise: Noise, cmd: &mut Command) {
+    if face != Face::Src {
+        if std::env::var_os("SQLX_OFFLINE").is_none() {
+            cmd.env("SQLX_OFFLINE", "true");
+        }
+        return;
+    }
+    let [lab] = labs else { return };
+    let Some(tool) = lab.schema_tool() else {
+        return;
+    };
+    match schema_database(course, lab, &tool, noise) {
+        Ok(url) => {
+            cmd.env("DATABASE_URL", url).env("SQLX_OFFLINE", "false");
+        }
+        Err(e) => {
+            eprintln!(
+                "{} lab {}: {e:#}\n  Only queries found in its .sqlx/ compile until {tool} works.",
+                crate::ui::warn_mark(),
+                lab.id()
+            );
+            cmd.env("SQLX_OFFLINE", "true");
+        }
+    }
+}
+
+/// Runs the lab's schema tool, which creates and migrates the database its queries compile
+/// against and prints that database's URL.
+fn schema_database(course: &Course, lab: &Lab, tool: &str, noise: Noise) -> Result<String> {
+    let mut cmd = cargo();
+    cmd.current_dir(&course.root)
+        // No features: a build of its own, never sharing the graders' build-script run (which
+        // depends on DATABASE_URL, and theirs is set to the URL this prints).
+        .args(["run", "--no-default-features", "--package", &lab.package])
+        .args(["--bin", tool])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    // The first time it compiles the lab's dependencies: let cargo show its progress then.
+    let first_time = !course.target_dir.join("debug").join(tool).exists();
+    if first_time && noise != Noise::Capture {
+        eprintln!(
+            "Building {tool}, which prepares the database lab {}'s queries are checked against",
+            lab.id()
+        );
+        cmd.stderr(Stdio::inherit());
+    } else {
+        cmd.arg("--quiet").stderr(Stdio::piped());
+    }
+    let out = cmd.output().with_context(|| format!("cannot run {tool}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().last() {
+        Some(url) if out.status.success() => Ok(url.trim().to_string()),
+        _ => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match last_lines(&stderr, 3).trim() {
+                "" => anyhow::bail!("{tool} failed ({})", out.status),
+                why => anyhow::bail!("{why}"),
+            }
+        }
+    }
 }
 
 /// A progress bar fed by cargo's JSON messages: one step per crate compiled (or found fresh)
@@ -304,12 +384,28 @@ pub struct TestResult {
     pub message: String,
 }
 
+/// Why a lab's grader could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum GradeError {
+    /// The face under test has compiler errors (rendered by rustc).
+    #[error("does not compile:\n{0}")]
+    DoesNotCompile(String),
+    /// cargo failed for a reason no package explains (a full disk, a broken lockfile...).
+    #[error("was not built:\n{0}")]
+    NotBuilt(String),
+    #[error("has no test files under tests/")]
+    NoTests,
+    /// A test executable could not be started.
+    #[error("could not run: {0}")]
+    CannotRun(String),
+}
+
 /// All tests of one lab against one face.
 #[derive(Debug, Default)]
 pub struct LabRun {
     pub tests: Vec<TestResult>,
     /// Set when the grader could not be built or run at all.
-    pub error: Option<String>,
+    pub error: Option<GradeError>,
     pub duration: Duration,
 }
 
@@ -337,21 +433,21 @@ pub fn run_lab_only(lab: &Lab, build: &Build, timeout: Duration, only: &[String]
     let started = Instant::now();
     let mut run = LabRun::default();
     if let Some(errors) = build.errors.get(&lab.package) {
-        run.error = Some(format!("does not compile:\n{errors}"));
+        run.error = Some(GradeError::DoesNotCompile(errors.clone()));
         return run;
     }
     let Some(executables) = build.executables.get(&lab.package) else {
         run.error = Some(if build.success {
-            "has no test files under tests/".to_string()
+            GradeError::NoTests
         } else {
-            format!("was not built:\n{}", build.stderr.trim())
+            GradeError::NotBuilt(cargo_failure(&build.stderr))
         });
         return run;
     };
     for exe in executables {
         match run_executable(lab, exe, timeout, only) {
             Ok(mut tests) => run.tests.append(&mut tests),
-            Err(e) => run.error = Some(format!("{e:#}")),
+            Err(e) => run.error = Some(GradeError::CannotRun(format!("{e:#}"))),
         }
     }
     run.tests.sort_by(|a, b| a.name.cmp(&b.name));
@@ -525,6 +621,31 @@ pub fn parse_libtest(stdout: &str, listed: &[String]) -> Vec<TestResult> {
     results.into_values().collect()
 }
 
+/// What cargo said when a build failed for no package's compile error (a full disk, a broken
+/// lockfile...): its stderr without the status lines ("Compiling ...") that bury the cause.
+pub fn cargo_failure(stderr: &str) -> String {
+    const STATUS: [&str; 10] = [
+        "Compiling",
+        "Checking",
+        "Building",
+        "Finished",
+        "Running",
+        "Fresh",
+        "Blocking",
+        "Downloaded",
+        "Downloading",
+        "Locking",
+    ];
+    let cause: Vec<&str> = stderr
+        .lines()
+        .filter(|line| {
+            let first = line.split_whitespace().next().unwrap_or("");
+            !STATUS.contains(&first)
+        })
+        .collect();
+    cause.join("\n").trim().to_string()
+}
+
 /// The panic message of a failed test, without libtest's framing, at most `max` lines.
 pub fn summary(message: &str, max: usize) -> String {
     let lines: Vec<&str> = message
@@ -574,6 +695,15 @@ mod tests {
         let child = "requirement 1: exit 101\nstderr: thread 'main' panicked at x.rs:1:1:\n  not yet implemented";
         assert_eq!(unimplemented(child), Some("not yet implemented"));
         assert_eq!(unimplemented("assertion failed"), None);
+    }
+
+    #[test]
+    fn a_failed_build_shows_its_cause_not_cargo_progress() {
+        let stderr = "   Compiling syn v3.0.9\n   Compiling serde v1.0.229\nerror: failed to create directory `target/debug/.fingerprint/x`\n\nCaused by:\n  No space left on device (os error 28)\n";
+        assert_eq!(
+            cargo_failure(stderr),
+            "error: failed to create directory `target/debug/.fingerprint/x`\n\nCaused by:\n  No space left on device (os error 28)"
+        );
     }
 
     const OUTPUT: &str = "\

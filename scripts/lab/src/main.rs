@@ -97,6 +97,9 @@ enum Cmd {
         #[arg(long, value_name = "NAME", conflicts_with = "no_mistakes")]
         mistake: Option<String>,
     },
+    /// The stub policy, measured: per lab, the lines the stub gives against the lines the
+    /// solution adds (a Markdown table).
+    Stubs,
     /// Run the labs' benchmarks (the reference solution; `--src` for yours).
     Bench {
         lab: Option<String>,
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
             } => commands::reset(&course, lab(&name)?, restore.as_deref(), list),
             Cmd::Solution { lab: name, force } => commands::solution(&course, lab(&name)?, force),
             Cmd::Doctor => commands::doctor(&course),
+            Cmd::Stubs => commands::stubs(&course),
             Cmd::Verify {
                 lab: name,
                 chapter,

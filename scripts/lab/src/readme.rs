@@ -119,8 +119,17 @@ pub fn structure_problems(lab: &Lab) -> Vec<String> {
         problems.push(format!("{} is missing", rel(lab, &theory)));
     }
     let checkpoint = lab.chapter_dir().join("checkpoint.md");
-    if !checkpoint.is_file() {
-        problems.push(format!("{} is missing", rel(lab, &checkpoint)));
+    match std::fs::read_to_string(&checkpoint) {
+        Err(_) => problems.push(format!("{} is missing", rel(lab, &checkpoint))),
+        Ok(text) if crate::course::checkpoint_title(lab.chapter, &text).is_none() => {
+            problems.push(format!(
+                "{} must open with `# Chapter {} checkpoint: <the chapter's title>` (the runner \
+                 shows that title)",
+                rel(lab, &checkpoint),
+                lab.chapter
+            ));
+        }
+        Ok(_) => {}
     }
     problems
 }

@@ -14,7 +14,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::course::{Course, Lab};
-use crate::grade::{self, Build, Face, LabRun, Noise, Outcome};
+use crate::grade::{self, Build, Face, GradeError, LabRun, Noise, Outcome};
 use crate::mistakes::Mistake;
 use crate::{readme, services, ui};
 
@@ -22,6 +22,10 @@ use crate::{readme, services, ui};
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// A mistake's named tests should fail fast: graders put deadlines on every wait.
 const MISTAKE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `--help` may take.
+const BRIEFLY: Duration = Duration::from_secs(10);
+/// How many labs' stubs are graded at the same time.
+const STUB_RUNNERS: usize = 4;
 /// Every lab proves at least this many known mistakes.
 const MIN_MISTAKES: usize = 3;
 
@@ -64,6 +68,18 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for lab in &labs {
         let mut found = readme::structure_problems(lab);
+        if let Ok(stub) = crate::commands::stubs::measure(lab)
+            && !stub.within_policy()
+        {
+            found.push(format!(
+                "the stub gives {} code lines, {:.0}% of the solution's (the policy: at most {} \
+                 lines or {:.0}%; `cargo lab stubs`)",
+                stub.given,
+                stub.share() * 100.0,
+                crate::commands::stubs::MAX_GIVEN_LINES,
+                crate::commands::stubs::MAX_GIVEN_SHARE * 100.0
+            ));
+        }
         if options.pristine && std::fs::read(lab.src()).ok() != std::fs::read(lab.problem()).ok() {
             found.push(
                 "src/main.rs differs from problem/main.rs (not pristine; `cargo lab reset` keeps a backup)"
@@ -91,10 +107,17 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    for lab in &labs {
-        bar.set_message(format!("{} {} (stub)", lab.id(), lab.title));
-        let stub = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
+    // The stubs run side by side: their tests only have to fail, which no load can change, and
+    // many of them wait out a deadline for an answer that never comes.
+    bar.set_message("the stubs");
+    let stubs = run_side_by_side(&labs, STUB_RUNNERS, |lab| {
+        let run = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
         bar.inc(1);
+        run
+    });
+    // The solutions one at a time: their tests measure CPU time, context switches and ratios
+    // that must hold on a machine doing nothing else.
+    for (lab, stub) in labs.iter().zip(stubs) {
         bar.set_message(format!("{} {} (solution)", lab.id(), lab.title));
         let solution = grade::run_lab(lab, &solution_build, TEST_TIMEOUT);
         bar.inc(1);
@@ -102,6 +125,11 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
             .get_mut(&lab.package)
             .expect("every lab has a verdict");
         judge(&stub, &solution, &mut verdict.problems);
+        if solution.error.is_none() {
+            verdict
+                .problems
+                .extend(command_line_problems(lab, &solution_build));
+        }
         verdict.tests = solution.tests.len();
         verdict.solution_passes = solution.all_passed();
         verdict.seconds += (stub.duration + solution.duration).as_secs_f64();
@@ -279,10 +307,11 @@ fn prove_mistakes(
 fn judge_mistake(mistake: &Mistake, run: &LabRun) -> Option<String> {
     let name = &mistake.name;
     if let Some(e) = &run.error {
-        return Some(if e.starts_with("does not compile") {
-            format!("mistake `{name}` {}", first_lines(e, 12))
+        let e_text = e.to_string();
+        return Some(if matches!(e, GradeError::DoesNotCompile(_)) {
+            format!("mistake `{name}` {}", first_lines(&e_text, 12))
         } else {
-            format!("mistake `{name}`: the grader {}", first_lines(e, 12))
+            format!("mistake `{name}`: the grader {}", first_lines(&e_text, 12))
         });
     }
     let mut problems = Vec::new();
@@ -322,16 +351,32 @@ fn build_face(course: &Course, labs: &[&Lab], face: Face, note: &str) -> Result<
     spinner.enable_steady_tick(Duration::from_millis(120));
     let build = grade::build(course, labs, face, Noise::Capture);
     spinner.finish_and_clear();
-    build
+    let build = build?;
+    // Nothing built and no lab to blame (a full disk, a broken lockfile): one message, not the
+    // same one for every lab.
+    if !build.success && build.executables.is_empty() && build.errors.is_empty() {
+        anyhow::bail!(
+            "cargo could not build the {} graders:\n{}",
+            face.name(),
+            grade::cargo_failure(&build.stderr)
+        );
+    }
+    Ok(build)
 }
 
 /// Turns the two runs of a lab into a list of problems (empty: the lab is proven).
 pub fn judge(stub: &LabRun, solution: &LabRun, problems: &mut Vec<String>) {
     match &stub.error {
-        Some(e) if e.starts_with("does not compile") => {
-            problems.push(format!("the stub problem/main.rs {}", first_lines(e, 12)));
+        Some(e @ GradeError::DoesNotCompile(_)) => {
+            problems.push(format!(
+                "the stub problem/main.rs {}",
+                first_lines(&e.to_string(), 12)
+            ));
         }
-        Some(e) => problems.push(format!("grader on the stub: {}", first_lines(e, 12))),
+        Some(e) => problems.push(format!(
+            "grader on the stub: {}",
+            first_lines(&e.to_string(), 12)
+        )),
         None => {
             for test in stub.tests.iter().filter(|t| t.outcome == Outcome::Passed) {
                 problems.push(format!(
@@ -342,7 +387,10 @@ pub fn judge(stub: &LabRun, solution: &LabRun, problems: &mut Vec<String>) {
         }
     }
     match &solution.error {
-        Some(e) => problems.push(format!("the solution's grader {}", first_lines(e, 20))),
+        Some(e) => problems.push(format!(
+            "the solution's grader {}",
+            first_lines(&e.to_string(), 20)
+        )),
         None if solution.tests.is_empty() => problems.push("the grader has no test".into()),
         None => {
             for test in &solution.tests {
@@ -360,6 +408,127 @@ pub fn judge(stub: &LabRun, solution: &LabRun, problems: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// `work` for every lab on `runners` threads; the results in the order of `labs`.
+fn run_side_by_side<I: Sync, T: Send>(
+    labs: &[I],
+    runners: usize,
+    work: impl Fn(&I) -> T + Sync,
+) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<T>>> =
+        labs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..runners.min(labs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(lab) = labs.get(i) else { break };
+                    let result = work(lab);
+                    *results[i].lock().expect("no runner panics") = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .expect("no runner panics")
+                .expect("every lab was run")
+        })
+        .collect()
+}
+
+/// The conventions every lab binary keeps, checked on the solution's: `--help` prints a usage
+/// on stdout and exits 0; an unknown option is a usage error, exit code 2 with a message on
+/// stderr, never a panic.
+fn command_line_problems(lab: &Lab, build: &Build) -> Vec<String> {
+    let name = format!("{}-{}", lab.package, Face::Solution.name());
+    let Some(binary) = build
+        .binaries
+        .get(&lab.package)
+        .and_then(|bins| bins.iter().find(|b| b.file_name() == Some(name.as_ref())))
+    else {
+        return vec![format!("the binary {name} was not built")];
+    };
+    let mut problems = Vec::new();
+    match run_briefly(binary, "--help", BRIEFLY) {
+        Ok(out) if out.status.code() == Some(0) && !out.stdout.trim().is_empty() => {}
+        Ok(out) => problems.push(format!(
+            "`{name} --help` must print a usage on stdout and exit 0: {}",
+            out.describe()
+        )),
+        Err(e) => problems.push(format!("`{name} --help`: {e:#}")),
+    }
+    match run_briefly(binary, "--no-such-option", BRIEFLY) {
+        Ok(out)
+            if out.status.code() == Some(2)
+                && !out.stderr.trim().is_empty()
+                && !out.stderr.contains("panicked") => {}
+        Ok(out) => problems.push(format!(
+            "`{name} --no-such-option` must be a usage error (a message on stderr, exit code 2, \
+             no panic): {}",
+            out.describe()
+        )),
+        Err(e) => problems.push(format!("`{name} --no-such-option`: {e:#}")),
+    }
+    problems
+}
+
+struct Briefly {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Briefly {
+    fn describe(&self) -> String {
+        let stderr = self.stderr.lines().next().unwrap_or("");
+        format!("{}, stderr: {stderr:?}", self.status)
+    }
+}
+
+/// Runs `binary arg` with no input and a deadline (a server that ignores the argument would
+/// otherwise run forever).
+fn run_briefly(binary: &std::path::Path, arg: &str, deadline: Duration) -> Result<Briefly> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(binary)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("still running after {deadline:?} (the argument was ignored?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(Briefly {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 fn first_lines(text: &str, n: usize) -> String {
@@ -418,6 +587,26 @@ mod tests {
     }
 
     #[test]
+    fn side_by_side_keeps_the_order_of_the_labs() {
+        let items: Vec<u64> = (0..20).collect();
+        let doubled = run_side_by_side(&items, 4, |&n| {
+            std::thread::sleep(Duration::from_millis(20 - n));
+            n * 2
+        });
+        assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_command_that_ignores_its_argument_is_stopped() {
+        let out = run_briefly("sh".as_ref(), "-c", Duration::from_secs(5)).expect("sh runs");
+        assert_eq!(out.status.code(), Some(2), "sh -c without a command");
+        let err = run_briefly("sleep".as_ref(), "30", Duration::from_millis(200))
+            .err()
+            .expect("sleep 30 outlives the deadline");
+        assert!(err.to_string().contains("still running"), "{err}");
+    }
+
+    #[test]
     fn a_proven_lab_has_no_problem() {
         let mut problems = Vec::new();
         judge(
@@ -458,7 +647,7 @@ mod tests {
     fn a_stub_that_does_not_compile_is_a_problem() {
         let mut problems = Vec::new();
         let stub = LabRun {
-            error: Some("does not compile:\nerror[E0425]".into()),
+            error: Some(GradeError::DoesNotCompile("error[E0425]".into())),
             ..LabRun::default()
         };
         judge(&stub, &run(&[("a", Outcome::Passed)]), &mut problems);

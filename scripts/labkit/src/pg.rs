@@ -61,6 +61,25 @@ impl TestDb {
         }
     }
 
+    /// Locks row `id` of `table` in a transaction of the grader's (`SELECT .. FOR UPDATE`):
+    /// every statement of the server touching that row waits, in flight and holding its
+    /// connection, until the returned transaction ends (dropped or rolled back).
+    pub async fn lock_row(
+        &self,
+        table: &str,
+        id: i64,
+    ) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut lock = self.pool.begin().await.expect("BEGIN");
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT id FROM {table} WHERE id = $1 FOR UPDATE"
+        )))
+        .bind(id)
+        .execute(&mut *lock)
+        .await
+        .unwrap_or_else(|e| panic!("SELECT .. FROM {table} FOR UPDATE: {e}"));
+        lock
+    }
+
     /// Drops the database now, forcing its connections out: the server under test loses it.
     pub async fn drop_now(&self) {
         let mut conn = PgConnection::connect_with(&self.admin)
@@ -71,6 +90,19 @@ impl TestDb {
             .expect("DROP DATABASE");
         let _ = conn.close().await;
     }
+}
+
+/// Connections to database `name` that wait on a lock, counted by PostgreSQL itself
+/// (`pg_stat_activity`). When only the server under test touches a row the grader locked
+/// ([`TestDb::lock_row`]), these are the server's statements in flight.
+pub async fn lock_waiters(pool: &PgPool, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await
+    .expect("counting lock waiters in pg_stat_activity")
 }
 
 impl Drop for TestDb {

@@ -308,13 +308,7 @@ mod tests {
 
     /// Whether `pid` still runs (a zombie waiting for its reaper does not).
     fn is_running(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(") ")
-                    .map(|(_, rest)| !rest.starts_with('Z'))
-            })
-            .unwrap_or(false)
+        crate::sys::process_state(pid).is_some_and(|state| state != 'Z')
     }
 
     #[test]

@@ -71,14 +71,61 @@ pub fn thread_count(pid: u32) -> Option<usize> {
     status_field(&pid.to_string(), "Threads")?.parse().ok()
 }
 
+/// The fields of a `/proc/.../stat` line after the command name, so that `fields[0]` is the
+/// state (field 3 of proc(5)) and `fields[n]` is field `n + 3`. The command name may contain
+/// spaces and parentheses: the fields start after the last `)`.
+fn stat_fields(path: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_string).collect())
+}
+
 /// User plus system CPU time of `pid` in clock ticks (fields 14 and 15 of `/proc/<pid>/stat`).
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let fields = stat_fields(&format!("/proc/{pid}/stat"))?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// The scheduler state of process `pid` (`R` running, `S` asleep, `Z` zombie... field 3 of
+/// `/proc/<pid>/stat`), or `None` once it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    stat_fields(&format!("/proc/{pid}/stat"))?[0].chars().next()
+}
+
+/// The scheduler state of thread `tid` of this process (`/proc/self/task/<tid>/stat`).
+pub fn thread_state(tid: libc::pid_t) -> Option<char> {
+    stat_fields(&format!("/proc/self/task/{tid}/stat"))?[0]
+        .chars()
+        .next()
+}
+
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the exclusive reference.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(
+        rc,
+        0,
+        "clock_gettime(CLOCK_THREAD_CPUTIME_ID): {}",
+        std::io::Error::last_os_error()
+    );
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Voluntary context switches of the calling thread so far: each time it slept in the kernel.
+pub fn thread_voluntary_switches() -> u64 {
+    // SAFETY: all-zero is a valid rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage into the exclusive reference.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    usage.ru_nvcsw as u64
 }
 
 /// What the threads of a process did: context switches and CPU time, summed over the threads

@@ -19,6 +19,30 @@ pub fn until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// Runs `test` on a thread of its own and returns its result, or panics with `what` if it has
+/// not finished within `deadline`: for graders of hand-built executors and runtimes, where a
+/// lost wake-up shows as a thread asleep forever. (The thread is left behind on a timeout;
+/// the test process ends with the failure.)
+pub fn on_a_thread_within<T: Send + 'static>(
+    deadline: Duration,
+    what: &str,
+    test: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(test());
+    });
+    match rx.recv_timeout(deadline) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not finished after {deadline:?}: a wake-up was lost (or it spins)")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("{what}: the test thread panicked")
+        }
+    }
+}
+
 #[cfg(feature = "wait")]
 pub use self::tokio_waits::*;
 

@@ -14,15 +14,22 @@
 //! - **Shutdown is graceful.** Dropping the pool raises a flag and wakes every worker; a worker
 //!   leaves only when the queue is empty *and* the flag is up, so every queued job runs. `Drop`
 //!   then joins each worker, so when `drop(pool)` returns no worker thread is left.
+//!
+//! Then the same work with rayon ([`map_chunks_with_rayon`]): a pool that already exists (its
+//! threads are started once), but with a deque per thread and work stealing instead of one
+//! locked queue, and jobs that may borrow the caller's data because the call waits for them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io;
+use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::ExitCode;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
+
+use clap::Parser;
+use rayon::prelude::*;
 
 /// A job as the queue stores it: any closure, boxed so that jobs of different types fit in one
 /// queue. Its return value has already been routed to the job's handle by `execute`.
@@ -214,59 +221,129 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// A small demo: which worker ran how many jobs, and a panic that does not kill anybody.
-fn main() -> ExitCode {
-    let idle = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => 0,
-        [flag, secs] if flag == "--idle" && secs.parse::<u64>().is_ok() => {
-            secs.parse().unwrap_or(0)
+/// The same work with rayon: `work` on every `chunk_len`-byte chunk of `data` (the last may be
+/// shorter), in parallel on the threads of `pool`, results in chunk order. The same as
+/// `data.chunks(chunk_len).map(work).collect()`, only parallel. Panics if `chunk_len` is 0.
+pub fn map_chunks_with_rayon<T, F>(
+    pool: &rayon::ThreadPool,
+    data: &[u8],
+    chunk_len: usize,
+    work: F,
+) -> Vec<T>
+where
+    T: Send,
+    F: Fn(&[u8]) -> T + Sync + Send,
+{
+    // `install` runs the closure on one of `pool`'s threads and blocks the caller until it is
+    // done, so every parallel iterator inside splits its work among *that* pool's threads; the
+    // same `par_chunks` outside `install` would run on rayon's global pool. Because the caller
+    // waits, the chunks may borrow `data`: no `Arc`, no `'static`, no copy, unlike a job given
+    // to `ThreadPool::execute`. `par_chunks` is an indexed iterator, so `collect` puts each
+    // result at its chunk's index, whichever thread finished first.
+    pool.install(|| data.par_chunks(chunk_len).map(work).collect())
+}
+
+/// FNV-1a, 64 bits: the demo's checksum of one chunk.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The demo: a thread pool runs 1,000 tiny jobs and one that panics; then one thread, the pool
+/// and a rayon pool checksum the same 4 MiB, chunk by chunk.
+#[derive(Debug, Parser)]
+#[command(name = "ch2_thread_pool")]
+struct Cli {
+    /// Workers in the thread pool, and threads in the rayon pool [default: one per CPU]
+    #[arg(long, value_name = "N")]
+    threads: Option<NonZeroUsize>,
+    /// At the end, keep both pools alive and idle for SECONDS, to look at them from outside
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    idle: u64,
+}
+
+const DEMO_CHUNK: usize = 4 << 10;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `--help` prints the usage on stdout (exit 0); a bad argument is one line on stderr (exit
+    // 2), shorter than clap's own message.
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        if !e.use_stderr() {
+            e.exit(); // --help
         }
-        _ => {
-            eprintln!("usage: ch2_thread_pool [--idle SECONDS]");
-            return ExitCode::from(2);
-        }
-    };
+        let why = e.to_string();
+        let why = why.lines().next().unwrap_or_default();
+        let why = why.trim_start_matches("error: ");
+        eprintln!("ch2_thread_pool: {why}; usage: ch2_thread_pool [--threads N] [--idle SECONDS]");
+        std::process::exit(2)
+    });
     // A panic is still reported by the panic hook (on the worker's thread) before
     // `catch_unwind` stops it; keep that report to one line.
     std::panic::set_hook(Box::new(|info| eprintln!("(panic hook) {info}")));
-    let threads = thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = match ThreadPool::new(threads) {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("ch2_thread_pool: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let threads = (cli.threads)
+        .or_else(|| thread::available_parallelism().ok())
+        .map_or(2, NonZeroUsize::get);
+    let pool = ThreadPool::new(threads)?;
+    let name = || thread::current().name().map(String::from);
     let handles: Vec<_> = (0..1000u64)
-        .map(|i| pool.execute(move || (i * i, thread::current().name().map(String::from))))
+        .map(|i| pool.execute(move || (i * i, name())))
         .collect();
-    let mut per_worker = std::collections::BTreeMap::<String, usize>::new();
-    let mut sum = 0;
-    for handle in handles {
-        match handle.join() {
-            Ok((square, name)) => {
-                sum += square;
-                *per_worker.entry(name.unwrap_or_default()).or_default() += 1;
-            }
-            Err(e) => eprintln!("job failed: {e}"),
-        }
-    }
+    let done: Vec<_> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+    let sum: u64 = done.iter().map(|(square, _)| square).sum();
     println!("sum of squares below 1000 = {sum}, by {threads} workers:");
-    for (worker, jobs) in per_worker {
-        println!("  {worker}: {jobs} jobs");
-    }
+    print_counts(done.into_iter().map(|(_, worker)| worker), "jobs");
     let oops = pool.execute(|| -> u32 { panic!("this job fails on purpose") });
+    let oops = oops.join().map_err(|e| e.to_string());
+    println!("a panicking job gives: {oops:?}");
+    let after = pool.execute(|| 6 * 7).join().ok();
+    println!("and the pool still works: {after:?}");
+
+    // The same checksums three ways. The pool's jobs must own what they touch ('static), so
+    // they share the data through an Arc; rayon's borrow it, since `install` waits for them.
+    let data: Vec<u8> = (0..4u64 << 20)
+        .map(|i| ((i * 0x9e37_79b1) >> 24) as u8)
+        .collect();
+    let data = Arc::new(data);
+    let one_thread: Vec<u64> = data.chunks(DEMO_CHUNK).map(fnv1a).collect();
+    let handles: Vec<_> = (0..one_thread.len())
+        .map(|i| {
+            let data = Arc::clone(&data);
+            pool.execute(move || fnv1a(data.chunks(DEMO_CHUNK).nth(i).unwrap_or_default()))
+        })
+        .collect();
+    let on_the_pool: Vec<u64> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+    let rayon_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("rayon-worker-{i}"))
+        .build()?;
+    let with_rayon = map_chunks_with_rayon(&rayon_pool, &data, DEMO_CHUNK, |chunk| {
+        (fnv1a(chunk), name())
+    });
+    let (with_rayon, rayon_threads): (Vec<u64>, Vec<_>) = with_rayon.into_iter().unzip();
+    let (chunks, pool_agrees) = (one_thread.len(), on_the_pool == one_thread);
+    let rayon_agrees = with_rayon == one_thread;
     println!(
-        "a panicking job gives: {:?}",
-        oops.join().map_err(|e| e.to_string())
+        "fnv1a of {chunks} chunks of 4 KiB: the pool agrees with one thread: {pool_agrees}, \
+         rayon agrees: {rayon_agrees}"
     );
-    println!(
-        "and the pool still works: {:?}",
-        pool.execute(|| 6 * 7).join().ok()
-    );
-    if idle > 0 {
-        println!("pid {}: the pool is idle for {idle} s", std::process::id());
+    println!("rayon's {threads} threads checksummed:");
+    print_counts(rayon_threads.into_iter(), "chunks");
+    if cli.idle > 0 {
+        let (pid, idle) = (std::process::id(), cli.idle);
+        println!("pid {pid}: both pools are idle for {idle} s");
         thread::sleep(std::time::Duration::from_secs(idle));
     }
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+/// Prints how many jobs each thread ran, given the name of the thread that ran each job.
+fn print_counts(names: impl Iterator<Item = Option<String>>, what: &str) {
+    let mut counts = BTreeMap::<String, usize>::new();
+    for name in names {
+        *counts.entry(name.unwrap_or_default()).or_default() += 1;
+    }
+    for (name, count) in counts {
+        println!("  {name}: {count} {what}");
+    }
 }

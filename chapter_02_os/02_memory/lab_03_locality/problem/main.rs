@@ -67,13 +67,18 @@
 //! minor page faults of touching fresh memory. Read README.md for the requirements;
 //! `cargo lab test 2.3` grades this file.
 //!
-//! The grader calls the functions below; `cache_sizes` and `human_bytes` are given. Remove the
-//! `allow` once every argument is used.
+//! The grader calls the functions below; `cache_sizes`, `human_bytes` and the command line
+//! (`Args`) are given. Remove the `allow` once every argument is used.
 #![allow(unused_variables)]
 
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::builder::RangedU64ValueParser;
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser};
 
 /// One cache line: 64 bytes, aligned to 64, so every hop of the chase lands on a new line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,8 +206,63 @@ pub fn human_bytes(bytes: usize) -> String {
     }
 }
 
+/// What the command line asks for (given).
+#[allow(dead_code)] // main() parses it: Args::parse_with_usage()
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "ch2_locality",
+    bin_name = "ch2_locality",
+    about = "Shows the caches, the TLB and page faults: a matrix summed two ways, a pointer \
+             chase over growing working sets (plotted as an SVG), the faults of fresh memory"
+)]
+pub struct Args {
+    /// Largest working set of the pointer chase, in KiB (at least 4)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 256 * 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(4..)
+    )]
+    pub max_kib: usize,
+    /// Side of the square matrix of u64 summed along its rows and its columns
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4096,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub matrix: usize,
+    /// Fresh 4 KiB pages touched for the page-fault counts
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 25_600,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub pages: usize,
+    /// Where to write the plot
+    #[arg(long, value_name = "PATH", default_value = "locality.svg")]
+    pub svg: PathBuf,
+}
+
+#[allow(dead_code)] // main() calls it
+impl Args {
+    /// `Args::parse()`, with the usage on stderr after every bad argument: clap prints it after
+    /// an unknown option, not after a bad value. Exits 0 after `--help`, 2 after an error.
+    pub fn parse_with_usage() -> Args {
+        Args::try_parse().unwrap_or_else(|mut e| {
+            if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+                let usage = Args::command().render_usage();
+                e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+            }
+            e.exit()
+        })
+    }
+}
+
 fn main() -> ExitCode {
     todo!(
-        "parse --max-kib N --matrix N --pages N --svg PATH; print the three tables; write the SVG"
+        "Args::parse_with_usage(); print the matrix timings, the chase table and the page faults; \
+         write the SVG"
     )
 }

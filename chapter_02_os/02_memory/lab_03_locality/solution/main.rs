@@ -25,6 +25,9 @@ use std::process::ExitCode;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use clap::builder::RangedU64ValueParser;
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser};
 use rand::RngExt;
 
 /// One cache line: 64 bytes, aligned to 64, so every hop of the chase lands on a new line.
@@ -398,45 +401,55 @@ pub fn render_svg(points: &[Point], caches: &[Cache]) -> String {
 }
 
 /// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "ch2_locality",
+    bin_name = "ch2_locality",
+    about = "Shows the caches, the TLB and page faults: a matrix summed two ways, a pointer \
+             chase over growing working sets (plotted as an SVG), the faults of fresh memory"
+)]
+pub struct Args {
+    /// Largest working set of the pointer chase, in KiB (at least 4)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 256 * 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(4..)
+    )]
     pub max_kib: usize,
+    /// Side of the square matrix of u64 summed along its rows and its columns
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4096,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub matrix: usize,
+    /// Fresh 4 KiB pages touched for the page-fault counts
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 25_600,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub pages: usize,
+    /// Where to write the plot
+    #[arg(long, value_name = "PATH", default_value = "locality.svg")]
     pub svg: PathBuf,
 }
 
-pub const USAGE: &str =
-    "usage: ch2_locality [--max-kib N (>= 4)] [--matrix N] [--pages N] [--svg PATH]";
-
-/// `--max-kib` (default 262144 = 256 MiB), `--matrix` (side, default 4096), `--pages` (default
-/// 25600 = 100 MiB of 4 KiB pages), `--svg` (default `locality.svg`).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-    let mut config = Config {
-        max_kib: 256 * 1024,
-        matrix: 4096,
-        pages: 25_600,
-        svg: PathBuf::from("locality.svg"),
-    };
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || match value.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{flag}: expected a number >= 1, got {value:?}")),
-        };
-        match flag.as_str() {
-            "--max-kib" => config.max_kib = number()?,
-            "--matrix" => config.matrix = number()?,
-            "--pages" => config.pages = number()?,
-            "--svg" => config.svg = PathBuf::from(&value),
-            _ => return Err(format!("unknown argument: {flag}")),
-        }
+impl Args {
+    /// `Args::parse()`, with the usage on stderr after every bad argument: clap prints it after
+    /// an unknown option, not after a bad value. Exits 0 after `--help`, 2 after an error.
+    pub fn parse_with_usage() -> Args {
+        Args::try_parse().unwrap_or_else(|mut e| {
+            if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+                let usage = Args::command().render_usage();
+                e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+            }
+            e.exit()
+        })
     }
-    if config.max_kib < 4 {
-        return Err("--max-kib must be at least 4".into());
-    }
-    Ok(config)
 }
 
 fn time(f: impl FnOnce() -> u64) -> Duration {
@@ -445,7 +458,7 @@ fn time(f: impl FnOnce() -> u64) -> Duration {
     start.elapsed()
 }
 
-fn run(config: &Config) -> io::Result<()> {
+fn run(args: &Args) -> io::Result<()> {
     let caches = cache_sizes();
     let described: Vec<String> = caches
         .iter()
@@ -460,7 +473,7 @@ fn run(config: &Config) -> io::Result<()> {
         }
     );
 
-    let n = config.matrix;
+    let n = args.matrix;
     let matrix: Vec<u64> = (0..n * n).map(|i| i as u64).collect();
     let row = time(|| sum_row_major(&matrix, n));
     let col = time(|| sum_column_major(&matrix, n));
@@ -487,16 +500,16 @@ fn run(config: &Config) -> io::Result<()> {
     println!("{:>12}  {:>10}", "working set", "ns/access");
     let mut points = Vec::new();
     let mut bytes = 4 * 1024;
-    while bytes <= config.max_kib * 1024 {
+    while bytes <= args.max_kib * 1024 {
         let ns = ns_per_access(bytes, STEPS);
         println!("{:>12}  {ns:>10.2}", human_bytes(bytes));
         points.push(Point { bytes, ns });
         bytes *= 2;
     }
-    fs::write(&config.svg, render_svg(&points, &caches))?;
-    println!("plot written to {}", config.svg.display());
+    fs::write(&args.svg, render_svg(&points, &caches))?;
+    println!("plot written to {}", args.svg.display());
 
-    let pages = config.pages;
+    let pages = args.pages;
     println!(
         "\nminor page faults (getrusage) while writing one byte in each of {pages} fresh pages"
     );
@@ -514,14 +527,8 @@ fn run(config: &Config) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(why) => {
-            eprintln!("ch2_locality: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&config) {
+    let args = Args::parse_with_usage();
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ch2_locality: {e}");

@@ -27,6 +27,8 @@ use std::ops::{Deref, DerefMut};
 use std::process::ExitCode;
 use std::ptr::{self, NonNull};
 
+use clap::Parser;
+
 /// Why a pool could not be created.
 #[derive(Debug)]
 pub enum PoolError {
@@ -211,8 +213,18 @@ impl<T: fmt::Debug> fmt::Debug for PoolBox<'_, T> {
     }
 }
 
+/// The demo takes no options; `--help` says what it does.
+#[derive(Parser)]
+#[command(
+    name = "ch2_memory_pool",
+    about = "A pool of 4 blocks: fills it, prints the blocks' addresses, frees one and gets the \
+             same block back"
+)]
+struct Args {}
+
 /// A small demo: fill a pool, see the blocks' addresses, free one, get the same block back.
 fn main() -> ExitCode {
+    Args::parse(); // `--help` exits 0, any argument exits 2
     #[derive(Debug)]
     #[allow(dead_code)] // the fields are only printed
     struct Order {

@@ -30,9 +30,30 @@
 //!    default 1,024: large enough that a client that keeps reading never fills it). A client whose
 //!    queue is full is too slow: the server disconnects it and announces `* <name> left`. The
 //!    others keep receiving everything, without waiting for it.
-//! 10. A bad `--addr`, an address in use or an unknown argument: a one-line error on stderr and a
-//!     non-zero exit code, no panic.
+//! 10. `--help` prints the usage on stdout and exits 0. A bad `--addr`, a bad `--queue` or an
+//!     unknown argument is one line on stderr and exit code 2; an address in use is one line on
+//!     stderr and exit code 1; never a panic.
 //! 11. Garbage bytes and abrupt resets never kill the server.
+//! 12. The kernel completes a client's three-way handshake (SYN, SYN-ACK, ACK) before the server
+//!     calls `accept()`, and queues the connection on the listening socket: the `Recv-Q` of the
+//!     `LISTEN` line in `ss -ltn`, the `rx_queue` of that line in `/proc/net/tcp`. With the server
+//!     frozen (`SIGSTOP`), clients still connect and send their nicknames; once it runs again, each
+//!     is welcomed. The listening socket is at the address printed, and the server accepts every
+//!     connection at once: a client that connects and says nothing must not keep the next ones
+//!     waiting in the accept queue.
+//! 13. A client that stops reading fills its receive buffer and advertises a zero window (TCP flow
+//!     control): the kernel then holds the server's lines for it in the send queue of the server's
+//!     socket (`Send-Q` in `ss -tn`, `tx_queue` in `/proc/net/tcp`) and probes the window
+//!     (`timer:(persist,...)` in `ss -tno`). The server keeps reading and broadcasting for the
+//!     others meanwhile, drops that client once its queue is full (requirement 9), and closes its
+//!     socket: the kernel shows that socket leave `ESTABLISHED`.
+//! 14. After `/quit` the server closes the socket first, without waiting for the client, and
+//!     gracefully (`bye`, then a FIN, never a reset): the client reads end-of-file, and once it
+//!     closes too, the connection waits in `TIME-WAIT` on the server's side (local port = the
+//!     server's port), not on the client's. A client that closes first keeps the `TIME-WAIT`
+//!     itself, and the server closes its socket (no `CLOSE-WAIT` left). The server can be restarted
+//!     on the same port at once while those entries last (60 s): its listening socket sets
+//!     `SO_REUSEADDR` (`TcpListener::bind` does; `TcpSocket` and socket2 only when asked).
 //!
 //! ## Verification
 //! cargo test            in this lab's folder
@@ -56,9 +77,15 @@
 //!   client, each sender's in order
 //! - [ ] Requirement 9: Each client has a bounded queue of lines waiting to be written to it
 //!   (`--queue LINES`, default 1,024: large enough that a client that keeps reading never fills it)
-//! - [ ] Requirement 10: A bad `--addr`, an address in use or an unknown argument: a one-line error
-//!   on stderr and a non-zero exit code, no panic
+//! - [ ] Requirement 10: `--help` prints the usage on stdout and exits 0; a bad argument is one
+//!   line on stderr and exit code 2, an address in use exit code 1, never a panic
 //! - [ ] Requirement 11: Garbage bytes and abrupt resets never kill the server
+//! - [ ] Requirement 12: The kernel completes the handshake before `accept()`; the server accepts
+//!   every connection at once, even while a client that said nothing is connected
+//! - [ ] Requirement 13: A client that stops reading gets a zero window; the server keeps serving
+//!   the others, drops it once its queue is full, and closes its socket
+//! - [ ] Requirement 14: After `/quit` the server closes first (a FIN, not a reset), so the
+//!   `TIME-WAIT` is on its side; it restarts on the same port at once (`SO_REUSEADDR`)
 //!
 //! ## Notes
 //!
@@ -76,6 +103,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use clap::Parser;
 use tokio::io::AsyncBufRead;
 use tokio::net::TcpListener;
 
@@ -88,12 +116,53 @@ pub const MAX_NICK: usize = 32;
 /// Lines that may wait in one client's queue before the client counts as too slow.
 pub const DEFAULT_QUEUE: usize = 1024;
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+const USAGE: &str = "usage: chat_server [--addr HOST:PORT] [--queue LINES]";
+
+// Given code: the command line, parsed by clap (argument parsing is not this lab's lesson).
+
+/// The command line: `chat_server [--addr HOST:PORT] [--queue LINES]`.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "chat_server",
+    bin_name = "chat_server",
+    about = "A line-based chat room over TCP"
+)]
 pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
+    /// Lines that may wait for one client before it counts as too slow and is dropped
+    #[arg(long, value_name = "LINES", default_value_t = DEFAULT_QUEUE, value_parser = positive)]
     pub queue: usize,
 }
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("wanted a positive number".to_string()),
+    }
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2), shorter than clap's own message. On `Err`, return the exit code
+/// from `main`.
+pub fn parse_args() -> Result<Config, ExitCode> {
+    Config::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "chat_server: {}; {USAGE}",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
+}
+
+// Your code from here on.
 
 /// One unit of input from a client.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,5 +207,8 @@ pub async fn serve(listener: TcpListener, queue: usize) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo!("parse --addr and --queue, bind, print `listening on <addr>`, serve")
+    todo!(
+        "parse_args(), bind (an error: one line on stderr, exit code 1), print `listening on \
+         <addr>` with the address bound, serve"
+    )
 }

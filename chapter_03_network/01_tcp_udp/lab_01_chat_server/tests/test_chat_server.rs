@@ -640,10 +640,22 @@ fn drops_a_slow_reader_without_slowing_the_others() {
     );
 }
 
-// Requirement 10: bad command-line arguments end the program with a clear error.
+// Requirement 10: `--help` prints the usage; bad command-line arguments end the program with
+// one line on stderr and exit code 2 (1 for an address in use).
 #[test]
 fn rejects_bad_arguments_with_a_clear_error() {
-    labkit::echo::rejects_bad_arguments_with_a_clear_error(lab_bin!());
+    labkit::echo::rejects_bad_arguments_of(lab_bin!(), 10);
+    for queue in ["0", "lots"] {
+        let out = labkit::run(lab_bin!(), &["--addr", "127.0.0.1:0", "--queue", queue]);
+        let stderr = out.stderr_str();
+        let lines = stderr.lines().filter(|l| !l.trim().is_empty()).count();
+        assert!(
+            out.code() == Some(2) && lines == 1,
+            "requirement 10: `--queue {queue}` exited with {:?} and printed {lines} lines on \
+             stderr; wanted exit code 2 and one line that says what is wrong: {stderr:?}",
+            out.code()
+        );
+    }
 }
 
 // Requirement 11: garbage and resets do not kill the server.

@@ -22,12 +22,13 @@
 //! Wire format of a request and of its reply (the server echoes bytes, it knows nothing of it):
 //! an 8-byte big-endian sequence number, then the payload.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use clap::{Parser, value_parser};
 
 /// Address used when `--addr` is not given to the server.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7979";
@@ -38,14 +39,9 @@ pub const HEADER_LEN: usize = 8;
 /// Largest payload a request may carry.
 pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - HEADER_LEN;
 
-const USAGE: &str = "usage: udp_echo server [--addr HOST:PORT] [--drop-every K]\n       \
-                     udp_echo client --addr HOST:PORT [--timeout-ms MS] [--attempts N] MESSAGE...";
-
 /// Everything that can go wrong, in the server or in the client.
 #[derive(Debug)]
 pub enum EchoError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The socket could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
     /// A socket call failed.
@@ -59,7 +55,6 @@ pub enum EchoError {
 impl fmt::Display for EchoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EchoError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             EchoError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             EchoError::Io(e) => write!(f, "{e}"),
             EchoError::TooLarge { len } => write!(
@@ -117,15 +112,6 @@ pub struct RetryPolicy {
     pub first_timeout: Duration,
     /// Attempts in all (the first send included) before giving up.
     pub max_attempts: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            first_timeout: Duration::from_millis(200),
-            max_attempts: 5,
-        }
-    }
 }
 
 /// A matched reply.
@@ -246,80 +232,45 @@ impl EchoClient {
 // Command line
 
 /// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "udp_echo",
+    about = "A UDP echo server, and a client that retries with exponential backoff"
+)]
 pub enum Command {
+    /// Echo every datagram back to its sender
     Server {
+        /// Address to listen on
+        #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
         addr: SocketAddr,
+        /// Drop the K-th, 2K-th, 3K-th... datagram received instead of echoing it
+        #[arg(long, value_name = "K", value_parser = value_parser!(u64).range(1..))]
         drop_every: Option<u64>,
     },
+    /// Send each MESSAGE in turn and print its echo
     Client {
-        server: SocketAddr,
-        policy: RetryPolicy,
+        /// The server's address
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: SocketAddr,
+        /// Milliseconds to wait for the first attempt; each retry waits twice as long
+        #[arg(
+            long,
+            value_name = "MS",
+            default_value_t = 200,
+            value_parser = value_parser!(u64).range(1..)
+        )]
+        timeout_ms: u64,
+        /// Sends in all before giving up
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 5,
+            value_parser = value_parser!(u32).range(1..)
+        )]
+        attempts: u32,
+        /// The messages, one datagram each
         messages: Vec<String>,
     },
-}
-
-/// Parses the arguments after the program name.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, EchoError> {
-    let usage = |why: String| EchoError::Usage(why);
-    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
-    let mode = args
-        .next()
-        .ok_or_else(|| usage("missing server or client".into()))?;
-    let mut addr = None;
-    let mut drop_every = None;
-    let mut policy = RetryPolicy::default();
-    let mut messages = Vec::new();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| usage(format!("{name} needs a value")))
-        };
-        match (mode.as_str(), arg.as_str()) {
-            (_, "--addr") => {
-                let v = value("--addr")?;
-                let parsed = v
-                    .parse()
-                    .map_err(|_| usage(format!("not an address: {v}")))?;
-                addr = Some(parsed);
-            }
-            ("server", "--drop-every") => {
-                let v = value("--drop-every")?;
-                match v.parse::<u64>() {
-                    Ok(k) if k > 0 => drop_every = Some(k),
-                    _ => return Err(usage(format!("--drop-every needs a number >= 1: {v}"))),
-                }
-            }
-            ("client", "--timeout-ms") => {
-                let v = value("--timeout-ms")?;
-                match v.parse::<u64>() {
-                    Ok(ms) if ms > 0 => policy.first_timeout = Duration::from_millis(ms),
-                    _ => return Err(usage(format!("--timeout-ms needs a number >= 1: {v}"))),
-                }
-            }
-            ("client", "--attempts") => {
-                let v = value("--attempts")?;
-                match v.parse::<u32>() {
-                    Ok(n) if n > 0 => policy.max_attempts = n,
-                    _ => return Err(usage(format!("--attempts needs a number >= 1: {v}"))),
-                }
-            }
-            ("client", message) if !message.starts_with("--") => messages.push(arg),
-            _ => return Err(usage(format!("unexpected argument: {arg}"))),
-        }
-    }
-    match mode.as_str() {
-        "server" => Ok(Command::Server {
-            addr: addr.unwrap_or_else(|| DEFAULT_ADDR.parse().expect("valid default")),
-            drop_every,
-        }),
-        "client" => Ok(Command::Client {
-            server: addr.ok_or_else(|| usage("client needs --addr".into()))?,
-            policy,
-            messages,
-        }),
-        other => Err(usage(format!("unknown mode: {other}"))),
-    }
 }
 
 fn run(command: Command) -> Result<(), EchoError> {
@@ -332,11 +283,16 @@ fn run(command: Command) -> Result<(), EchoError> {
             Ok(())
         }
         Command::Client {
-            server,
-            policy,
+            addr,
+            timeout_ms,
+            attempts,
             messages,
         } => {
-            let mut client = EchoClient::connect(server, policy)?;
+            let policy = RetryPolicy {
+                first_timeout: Duration::from_millis(timeout_ms),
+                max_attempts: attempts,
+            };
+            let mut client = EchoClient::connect(addr, policy)?;
             for message in messages {
                 let reply = client.request(message.as_bytes())?;
                 println!("{}", String::from_utf8_lossy(&reply.payload));
@@ -347,12 +303,8 @@ fn run(command: Command) -> Result<(), EchoError> {
 }
 
 fn main() -> ExitCode {
-    match parse_args(std::env::args_os().skip(1)).and_then(run) {
+    match run(Command::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ EchoError::Usage(_)) => {
-            eprintln!("udp_echo: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("udp_echo: {e}");
             ExitCode::from(1)

@@ -75,6 +75,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Parser, value_parser};
+
 /// Address used when `--addr` is not given to the server.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7979";
 /// Largest UDP payload over IPv4: 65,535 (IP total length) - 20 (IP header) - 8 (UDP header).
@@ -87,8 +89,6 @@ pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - HEADER_LEN;
 /// Everything that can go wrong, in the server or in the client.
 #[derive(Debug)]
 pub enum EchoError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// The socket could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
     /// A socket call failed.
@@ -161,6 +161,51 @@ impl EchoClient {
     }
 }
 
+/// What the command line asks for (given: main() parses it with `Command::parse()`).
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "udp_echo",
+    about = "A UDP echo server, and a client that retries with exponential backoff"
+)]
+pub enum Command {
+    /// Echo every datagram back to its sender
+    Server {
+        /// Address to listen on
+        #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+        addr: SocketAddr,
+        /// Drop the K-th, 2K-th, 3K-th... datagram received instead of echoing it
+        #[arg(long, value_name = "K", value_parser = value_parser!(u64).range(1..))]
+        drop_every: Option<u64>,
+    },
+    /// Send each MESSAGE in turn and print its echo
+    Client {
+        /// The server's address
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: SocketAddr,
+        /// Milliseconds to wait for the first attempt; each retry waits twice as long
+        #[arg(
+            long,
+            value_name = "MS",
+            default_value_t = 200,
+            value_parser = value_parser!(u64).range(1..)
+        )]
+        timeout_ms: u64,
+        /// Sends in all before giving up
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 5,
+            value_parser = value_parser!(u32).range(1..)
+        )]
+        attempts: u32,
+        /// The messages, one datagram each
+        messages: Vec<String>,
+    },
+}
+
 fn main() -> ExitCode {
-    todo!("parse `server ...` or `client ...`, run it, print errors on stderr (exit 1, usage: 2)")
+    todo!(
+        "Command::parse(); bind and print `listening on <addr>`, or send each message and print \
+         its echo; an error on stderr: exit code 1"
+    )
 }

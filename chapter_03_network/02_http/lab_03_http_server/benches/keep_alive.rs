@@ -4,6 +4,8 @@
 //! with the same routes, both in this process on the same two-thread runtime, driven by `wrk`
 //! (a separate process). The target is at least 0.7x hyper.
 
+#![allow(unused_imports)] // the lab re-exports items this benchmark does not use
+
 use std::sync::Arc;
 use std::time::Duration;
 

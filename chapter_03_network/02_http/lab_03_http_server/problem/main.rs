@@ -106,6 +106,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use tokio::net::{TcpListener, TcpStream};
 
 /// Address used when `--addr` is not given.
@@ -238,14 +239,36 @@ pub async fn serve_connection(stream: TcpStream, config: &Config) -> std::io::Re
     todo!("read until parse_request has a request, route it, write the response")
 }
 
-/// Parses `--addr`, `--root` and `--request-timeout`.
-pub fn parse_args(
-    args: impl IntoIterator<Item = std::ffi::OsString>,
-) -> Result<(SocketAddr, Config), String> {
-    todo!("the three flags, with their defaults (127.0.0.1:8080, public, 10 s)")
+/// What the command line asks for (given: main() parses it with `Args::parse()`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "http_server",
+    about = "An HTTP/1.1 server with its own parser: GET /, GET /static/<path>, POST /echo"
+)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Directory of the files served under /static/
+    #[arg(long, value_name = "DIR", default_value = "public")]
+    pub root: PathBuf,
+    /// Seconds a client has to send one complete request
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub request_timeout: Duration,
+}
+
+/// A positive number of seconds, fractions allowed, below one day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs < 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("expected a number of seconds, more than 0 and less than 86400".into()),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo!("parse the arguments, bind, print `listening on <addr>`, serve")
+    todo!(
+        "Args::parse(); canonicalize --root (not a directory: exit 1); bind; print `listening on \
+         <addr>`; serve"
+    )
 }

@@ -73,11 +73,13 @@
 //! signatures. Remove the `allow` below once everything is used.
 #![allow(unused_variables, dead_code)]
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
+use clap::Parser;
 use tokio::net::TcpListener;
 
 /// Address used when `--addr` is not given.
@@ -101,7 +103,37 @@ pub async fn serve(listener: TcpListener, app: Router, request_timeout: Duration
     todo!("accept loop; hyper_util::server::conn::auto::Builder; TowerToHyperService")
 }
 
+/// What the command line asks for (given: main() parses it with `Args::parse()`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "axum_server",
+    about = "The server of lab 3.3 on axum, hyper and tower-http: GET /, GET /static/<path>, \
+             POST /echo, over HTTP/1.1 and h2c"
+)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Directory of the files served under /static/
+    #[arg(long, value_name = "DIR", default_value = "public")]
+    pub root: PathBuf,
+    /// Seconds a client has to send one complete request
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub request_timeout: Duration,
+}
+
+/// A positive number of seconds, fractions allowed, below one day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs < 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("expected a number of seconds, more than 0 and less than 86400".into()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo!("parse --addr, --root, --request-timeout; bind; print `listening on <addr>`; serve")
+    todo!(
+        "Args::parse(); canonicalize --root (not a directory: exit 1); bind; print `listening on \
+         <addr>`; serve"
+    )
 }

@@ -21,8 +21,6 @@
 //! first bytes of each connection; the HTTP/2 connection preface (`PRI * HTTP/2.0...`) switches
 //! it to HTTP/2 ("prior knowledge", h2c), anything else is HTTP/1.1.
 
-use std::ffi::OsString;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +34,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use clap::Parser;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -52,35 +51,6 @@ pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_BODY: usize = 1024 * 1024;
 /// The body of `GET /`.
 pub const GREETING: &str = "hello, world\n";
-
-const USAGE: &str =
-    "usage: axum_server [--addr HOST:PORT] [--root DIR] [--request-timeout SECONDS]";
-
-/// Why the server could not start.
-#[derive(Debug)]
-pub enum StartError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
-    /// `--root` is not a directory, or the address cannot be bound: exit code 1.
-    Setup(String),
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Usage(why) => write!(f, "{why}\n{USAGE}"),
-            StartError::Setup(why) => f.write_str(why),
-        }
-    }
-}
-
-/// What the command line asks for.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub addr: SocketAddr,
-    pub root: PathBuf,
-    pub request_timeout: Duration,
-}
 
 /// The routes. Layers wrap everything added before them, so the last `.layer` runs first:
 /// unknown methods are refused before anything else looks at the request.
@@ -205,58 +175,45 @@ pub async fn serve(listener: TcpListener, app: Router, request_timeout: Duration
     }
 }
 
-/// Parses the arguments after the program name.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Config, StartError> {
-    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
-    let mut addr = DEFAULT_ADDR.to_string();
-    let mut root = "public".to_string();
-    let mut request_timeout = "10".to_string();
-    while let Some(arg) = args.next() {
-        let slot = match arg.as_str() {
-            "--addr" => &mut addr,
-            "--root" => &mut root,
-            "--request-timeout" => &mut request_timeout,
-            _ => return Err(StartError::Usage(format!("unexpected argument: {arg}"))),
-        };
-        *slot = args
-            .next()
-            .ok_or_else(|| StartError::Usage(format!("{arg} needs a value")))?;
+/// What the command line asks for.
+#[derive(Debug, Parser)]
+#[command(
+    name = "axum_server",
+    about = "The server of lab 3.3 on axum, hyper and tower-http: GET /, GET /static/<path>, \
+             POST /echo, over HTTP/1.1 and h2c"
+)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Directory of the files served under /static/
+    #[arg(long, value_name = "DIR", default_value = "public")]
+    pub root: PathBuf,
+    /// Seconds a client has to send one complete request
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub request_timeout: Duration,
+}
+
+/// A positive number of seconds, fractions allowed, below one day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs < 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("expected a number of seconds, more than 0 and less than 86400".into()),
     }
-    let addr = addr
-        .parse()
-        .map_err(|_| StartError::Usage(format!("not an address like 127.0.0.1:8080: {addr}")))?;
-    let request_timeout = match request_timeout.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs < 86_400.0 => Duration::from_secs_f64(secs),
-        _ => {
-            return Err(StartError::Usage(format!(
-                "--request-timeout needs a number of seconds: {request_timeout}"
-            )));
-        }
-    };
-    let root = std::fs::canonicalize(&root)
-        .ok()
-        .filter(|path| path.is_dir())
-        .ok_or_else(|| StartError::Setup(format!("--root {root}: not a directory")))?;
-    Ok(Config {
-        addr,
-        root,
-        request_timeout,
-    })
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match parse_args(std::env::args_os().skip(1)) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("axum_server: {e}");
-            let code = if matches!(e, StartError::Usage(_)) {
-                2
-            } else {
-                1
-            };
-            return ExitCode::from(code);
-        }
+    let config = Args::parse();
+    let Some(root) = std::fs::canonicalize(&config.root)
+        .ok()
+        .filter(|path| path.is_dir())
+    else {
+        eprintln!(
+            "axum_server: --root {}: not a directory",
+            config.root.display()
+        );
+        return ExitCode::from(1);
     };
     let listener = match TcpListener::bind(config.addr).await {
         Ok(listener) => listener,
@@ -269,7 +226,7 @@ async fn main() -> ExitCode {
         Ok(addr) => println!("listening on {addr}"),
         Err(e) => eprintln!("axum_server: local_addr: {e}"),
     }
-    let app = app(&config.root, config.request_timeout);
+    let app = app(&root, config.request_timeout);
     serve(listener, app, config.request_timeout).await;
     ExitCode::SUCCESS
 }

@@ -1,10 +1,12 @@
 //! ## Goal
 //! Write `TaskRepo`, the one place where an application's SQL lives: lists of tasks in
-//! PostgreSQL, created by a migration, read and written through SQLx with runtime-checked,
-//! type-safe queries (`query_as::<_, Task>` and `#[derive(FromRow)]`). Along the way you meet
-//! what turns SQL into a reliable API: migrations, bind parameters, keyset pagination, errors
-//! mapped to the domain (`Duplicate`, `NotFound`, `ListFull`), and a transaction with a row lock
-//! that keeps an invariant true when sixteen writers race.
+//! PostgreSQL, created by a migration, read and written through SQLx's type-safe queries checked
+//! at compile time (`sqlx::query_as!(Task, "SELECT ...", id)`): the build asks PostgreSQL to
+//! describe every query, so a misspelled column or a Rust type that does not fit is a compile
+//! error, not a failed request. Along the way you meet what turns SQL into a reliable API:
+//! migrations, bind parameters, keyset pagination, errors mapped to the domain (`Duplicate`,
+//! `NotFound`, `ListFull`), and a transaction with a row lock that keeps an invariant true when
+//! sixteen writers race.
 //!
 //! ## Requirements
 //! 1. `migrate()` applies the embedded migrations (`sqlx::migrate!("./migrations")`); a second
@@ -58,32 +60,40 @@
 //! `cargo lab test 4.1` grades this file against a real PostgreSQL.
 //!
 //! Rules of the game:
-//! - Runtime-checked queries: `sqlx::query_as::<_, Task>("SELECT ...")` with `.bind(..)`, the
-//!   structs below derive `FromRow`. No `query!` macros (they need a database at build time).
+//! - Queries checked at compile time: `sqlx::query_as!(Task, "SELECT ... WHERE id = $1", id)`,
+//!   `sqlx::query_scalar!(..)`, `sqlx::query!(..)` (the demo in `main` below uses two). The
+//!   macros need the lab's schema while compiling: `cargo lab test 4.1` prepares a database
+//!   that holds it and builds against it; for a plain `cargo test` or `cargo build`, first run
+//!   `export DATABASE_URL=$(cargo run -q --bin ch4_sqlx_crud-schema)` (README: "How the queries
+//!   are checked").
 //! - No `unwrap`: a unique violation becomes `RepoError::Duplicate`, a missing row
 //!   `RepoError::NotFound`, and so on (see `RepoError`).
 //!
 //! Remove the `allow` below once every argument is used.
 #![allow(unused_variables)]
 
+use std::process::ExitCode;
+
 use chrono::{DateTime, Utc};
+use clap::Parser;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, FromRow};
 
 /// Largest page `list_tasks` returns: a client cannot ask for a million rows at once.
 pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// A named list holding at most `capacity` tasks.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct List {
     pub id: i64,
     pub name: String,
     pub capacity: i32,
 }
 
-/// One row of `tasks`. `FromRow` matches columns to fields by name, so every query must select
-/// exactly these columns (`RETURNING id, list_id, title, done, created_at` after a write).
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+/// One row of `tasks`. `query_as!(Task, ...)` fills it from the columns of the same names, so
+/// every query returns exactly these columns (`RETURNING id, list_id, title, done, created_at`
+/// after a write); the compiler tells you when one is missing or has the wrong type.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: i64,
     pub list_id: i64,
@@ -197,18 +207,47 @@ impl TaskRepo {
 /// another lab in the shared `course` database.
 const DEMO_DATABASE: &str = "ch4_sqlx_crud_demo";
 
-async fn demo_pool() -> Result<PgPool, RepoError> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/course".to_string());
+/// The demo of lab 4.1: creates lists and tasks through `TaskRepo` in a database of its own
+/// (ch4_sqlx_crud_demo, emptied at every run) and prints what each call answered.
+#[derive(Parser)]
+#[command(name = "ch4_sqlx_crud")]
+struct Args {
+    /// The PostgreSQL server [default: $DATABASE_URL, else the course's]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2).
+fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "ch4_sqlx_crud: {}; usage: ch4_sqlx_crud [--database-url URL]",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
+}
+
+async fn demo_pool(url: &str) -> Result<PgPool, RepoError> {
     let admin: PgConnectOptions = url.parse()?;
     let mut conn = PgConnection::connect_with(&admin).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DEMO_DATABASE)
-            .fetch_one(&mut conn)
-            .await?;
+    // PostgreSQL types EXISTS (...) as a boolean that might be NULL; `!` says it never is.
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        DEMO_DATABASE
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !exists {
-        // Identifiers cannot be bind parameters: this one is a constant, not user input.
+        // Built at run time, on purpose: a database name is an identifier, which cannot be a
+        // bind parameter, and a query macro takes one literal string. The name is a constant.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE {DEMO_DATABASE}"
         )))
@@ -224,11 +263,31 @@ async fn demo_pool() -> Result<PgPool, RepoError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), RepoError> {
-    let repo = TaskRepo::new(demo_pool().await?);
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let url = args
+        .database_url
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| "postgres://postgres:postgres@127.0.0.1:5432/course".to_string());
+    match demo(&url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ch4_sqlx_crud: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(url: &str) -> Result<(), RepoError> {
+    let repo = TaskRepo::new(demo_pool(url).await?);
     repo.migrate().await?;
     // Start from a clean slate at every run (the foreign key cascades to the tasks).
-    sqlx::query("DELETE FROM lists").execute(&repo.pool).await?;
+    sqlx::query!("DELETE FROM lists")
+        .execute(&repo.pool)
+        .await?;
 
     let inbox = repo.create_list("inbox", 3).await?;
     let done = repo.create_list("done", 10).await?;

@@ -4,19 +4,24 @@
 //!
 //! - **The schema lives in migrations** (`migrations/*.sql`), embedded in the binary by
 //!   `sqlx::migrate!` and applied once per database; `_sqlx_migrations` remembers what ran.
-//! - **Type-safe rows without a database at build time**: `query_as::<_, Task>` with
-//!   `#[derive(FromRow)]` maps columns to fields by name when the query runs. (`query_as!`
-//!   would check the SQL against a live database, or a committed `.sqlx` cache, at compile time.)
+//! - **SQL checked while compiling**: `sqlx::query_as!(Task, "SELECT ...", id)` sends the SQL
+//!   to PostgreSQL at build time (`DATABASE_URL`) to learn its parameter and column types, or
+//!   reads what an earlier build saved in `.sqlx/` when there is no database. A misspelled
+//!   column, a parameter of the wrong type or a column the struct cannot hold is a compile error,
+//!   not a failing request.
 //! - **Errors are part of the API**: a unique violation is `Duplicate`, a missing row is
 //!   `NotFound`; callers match on them. Only the unexpected stays a `sqlx::Error`.
 //! - **A transaction is a unit**: "check the list has room, then insert or move" runs between
 //!   `BEGIN` and `COMMIT` with the list's row locked, so concurrent writers queue up instead of
 //!   overfilling the list; an error anywhere drops the transaction, which rolls it back.
 
+use std::process::ExitCode;
+
 use chrono::{DateTime, Utc};
+use clap::Parser;
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, FromRow};
 
 /// The migrations of `migrations/`, read at compile time: the binary carries its schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -25,16 +30,17 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub const MAX_PAGE_SIZE: i64 = 100;
 
 /// A named list holding at most `capacity` tasks.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct List {
     pub id: i64,
     pub name: String,
     pub capacity: i32,
 }
 
-/// One row of `tasks`. `FromRow` matches columns to fields by name, so every query selects
-/// exactly these columns (a missing one is an error at run time, not at compile time).
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+/// One row of `tasks`. `query_as!(Task, ...)` fills it field by field from the columns of the
+/// same names, with the types PostgreSQL described at compile time: a query that does not
+/// return every field, or a nullable column for a non-`Option` field, does not compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: i64,
     pub list_id: i64,
@@ -93,18 +99,24 @@ fn classify(err: sqlx::Error, duplicate: impl FnOnce() -> String) -> RepoError {
 /// the first commits; in READ COMMITTED each statement takes a fresh snapshot, so its `count`
 /// then sees the first one's task.
 async fn reserve_slot(conn: &mut PgConnection, list_id: i64) -> Result<(), RepoError> {
-    let capacity: i32 = sqlx::query_scalar("SELECT capacity FROM lists WHERE id = $1 FOR UPDATE")
-        .bind(list_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(RepoError::NotFound {
-            entity: "list",
-            id: list_id,
-        })?;
-    let used: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE list_id = $1")
-        .bind(list_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let capacity = sqlx::query_scalar!(
+        "SELECT capacity FROM lists WHERE id = $1 FOR UPDATE",
+        list_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(RepoError::NotFound {
+        entity: "list",
+        id: list_id,
+    })?;
+    // PostgreSQL cannot tell whether an expression may be NULL, so the macro would type
+    // `count(*)` as `Option<i64>`; the `!` in the alias asserts it never is.
+    let used = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "used!" FROM tasks WHERE list_id = $1"#,
+        list_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     if used >= i64::from(capacity) {
         return Err(RepoError::ListFull { list_id, capacity });
     }
@@ -130,11 +142,12 @@ impl TaskRepo {
     }
 
     pub async fn create_list(&self, name: &str, capacity: i32) -> Result<List, RepoError> {
-        sqlx::query_as::<_, List>(
+        sqlx::query_as!(
+            List,
             "INSERT INTO lists (name, capacity) VALUES ($1, $2) RETURNING id, name, capacity",
+            name,
+            capacity
         )
-        .bind(name)
-        .bind(capacity)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| classify(e, || format!("list {name:?}")))
@@ -145,12 +158,13 @@ impl TaskRepo {
         let mut tx = self.pool.begin().await?;
         // `?` on an error drops `tx`: sqlx then rolls the transaction back, releasing the lock.
         reserve_slot(&mut tx, list_id).await?;
-        let task = sqlx::query_as::<_, Task>(
+        let task = sqlx::query_as!(
+            Task,
             "INSERT INTO tasks (list_id, title) VALUES ($1, $2)
              RETURNING id, list_id, title, done, created_at",
+            list_id,
+            title
         )
-        .bind(list_id)
-        .bind(title)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| classify(e, || format!("task {title:?} in list {list_id}")))?;
@@ -159,10 +173,11 @@ impl TaskRepo {
     }
 
     pub async fn get_task(&self, id: i64) -> Result<Task, RepoError> {
-        sqlx::query_as::<_, Task>(
+        sqlx::query_as!(
+            Task,
             "SELECT id, list_id, title, done, created_at FROM tasks WHERE id = $1",
+            id
         )
-        .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(RepoError::NotFound { entity: "task", id })
@@ -186,13 +201,14 @@ impl TaskRepo {
             )));
         }
         // One row more than asked tells whether another page exists, without a count(*).
-        let mut tasks = sqlx::query_as::<_, Task>(
+        let mut tasks = sqlx::query_as!(
+            Task,
             "SELECT id, list_id, title, done, created_at FROM tasks
              WHERE list_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            list_id,
+            after.unwrap_or(0), // identity ids start at 1
+            limit + 1
         )
-        .bind(list_id)
-        .bind(after.unwrap_or(0)) // identity ids start at 1
-        .bind(limit + 1)
         .fetch_all(&self.pool)
         .await?;
         let next = if tasks.len() as i64 > limit {
@@ -207,13 +223,14 @@ impl TaskRepo {
     pub async fn update_task(&self, id: i64, update: TaskUpdate) -> Result<Task, RepoError> {
         // COALESCE keeps the stored value where the update says `None`: one statement, no
         // read-modify-write race between a SELECT and an UPDATE.
-        sqlx::query_as::<_, Task>(
+        sqlx::query_as!(
+            Task,
             "UPDATE tasks SET title = COALESCE($2, title), done = COALESCE($3, done)
              WHERE id = $1 RETURNING id, list_id, title, done, created_at",
+            id,
+            update.title.as_deref(),
+            update.done
         )
-        .bind(id)
-        .bind(update.title.as_deref())
-        .bind(update.done)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| {
@@ -225,8 +242,7 @@ impl TaskRepo {
     }
 
     pub async fn delete_task(&self, id: i64) -> Result<(), RepoError> {
-        let deleted = sqlx::query("DELETE FROM tasks WHERE id = $1")
-            .bind(id)
+        let deleted = sqlx::query!("DELETE FROM tasks WHERE id = $1", id)
             .execute(&self.pool)
             .await?
             .rows_affected();
@@ -241,12 +257,13 @@ impl TaskRepo {
     pub async fn move_task(&self, task_id: i64, to_list: i64) -> Result<Task, RepoError> {
         let mut tx = self.pool.begin().await?;
         reserve_slot(&mut tx, to_list).await?;
-        let task = sqlx::query_as::<_, Task>(
+        let task = sqlx::query_as!(
+            Task,
             "UPDATE tasks SET list_id = $2 WHERE id = $1
              RETURNING id, list_id, title, done, created_at",
+            task_id,
+            to_list
         )
-        .bind(task_id)
-        .bind(to_list)
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| classify(e, || format!("task {task_id}'s title in list {to_list}")))?
@@ -263,18 +280,47 @@ impl TaskRepo {
 /// another lab in the shared `course` database.
 const DEMO_DATABASE: &str = "ch4_sqlx_crud_demo";
 
-async fn demo_pool() -> Result<PgPool, RepoError> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/course".to_string());
+/// The demo of lab 4.1: creates lists and tasks through `TaskRepo` in a database of its own
+/// (ch4_sqlx_crud_demo, emptied at every run) and prints what each call answered.
+#[derive(Parser)]
+#[command(name = "ch4_sqlx_crud")]
+struct Args {
+    /// The PostgreSQL server [default: $DATABASE_URL, else the course's]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
+/// line on stderr (exit 2).
+fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        if !e.use_stderr() {
+            let _ = e.print(); // --help
+            return ExitCode::SUCCESS;
+        }
+        let message = e.to_string();
+        let why = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "ch4_sqlx_crud: {}; usage: ch4_sqlx_crud [--database-url URL]",
+            why.trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
+}
+
+async fn demo_pool(url: &str) -> Result<PgPool, RepoError> {
     let admin: PgConnectOptions = url.parse()?;
     let mut conn = PgConnection::connect_with(&admin).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DEMO_DATABASE)
-            .fetch_one(&mut conn)
-            .await?;
+    // PostgreSQL types EXISTS (...) as a boolean that might be NULL; `!` says it never is.
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        DEMO_DATABASE
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if !exists {
-        // Identifiers cannot be bind parameters: this one is a constant, not user input.
+        // Built at run time, on purpose: a database name is an identifier, which cannot be a
+        // bind parameter, and a query macro takes one literal string. The name is a constant.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE {DEMO_DATABASE}"
         )))
@@ -290,11 +336,31 @@ async fn demo_pool() -> Result<PgPool, RepoError> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), RepoError> {
-    let repo = TaskRepo::new(demo_pool().await?);
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let url = args
+        .database_url
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| "postgres://postgres:postgres@127.0.0.1:5432/course".to_string());
+    match demo(&url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ch4_sqlx_crud: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(url: &str) -> Result<(), RepoError> {
+    let repo = TaskRepo::new(demo_pool(url).await?);
     repo.migrate().await?;
     // Start from a clean slate at every run (the foreign key cascades to the tasks).
-    sqlx::query("DELETE FROM lists").execute(&repo.pool).await?;
+    sqlx::query!("DELETE FROM lists")
+        .execute(&repo.pool)
+        .await?;
 
     let inbox = repo.create_list("inbox", 3).await?;
     let done = repo.create_list("done", 10).await?;

@@ -74,6 +74,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
 /// What the pool needs to know about one kind of connection. (Given: do not change it.)
@@ -241,8 +242,18 @@ impl Manager for PgManager {
     }
 }
 
+/// The demo takes no options; `--help` says what it does.
+#[derive(Parser)]
+#[command(
+    name = "ch4_connection_pool",
+    about = "100 queries from 20 tasks through a pool of 4 connections to the PostgreSQL at \
+             DATABASE_URL (default postgres://postgres:postgres@127.0.0.1:5432/course)"
+)]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    Args::parse(); // `--help` exits 0, any argument exits 2
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/course".to_string());
     let options: PgConnectOptions = url.parse()?;

@@ -74,6 +74,7 @@
 
 use std::time::Duration;
 
+use clap::Parser;
 use redis::Client;
 use redis::aio::MultiplexedConnection;
 
@@ -236,8 +237,18 @@ impl Store {
     }
 }
 
+/// The demo takes no options; `--help` says what it does.
+#[derive(Parser)]
+#[command(
+    name = "ch4_redis_basics",
+    about = "One of everything the Store does, on the Redis at REDIS_URL (default \
+             redis://127.0.0.1:6379), under the prefix ch4demo:"
+)]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    Args::parse(); // `--help` exits 0, any argument exits 2
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let store = Store::connect(&url, "ch4demo:").await?;
 

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use clap::Parser;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig, Client};
 
@@ -352,8 +353,18 @@ impl Store {
     }
 }
 
+/// The demo takes no options; `--help` says what it does.
+#[derive(Parser)]
+#[command(
+    name = "ch4_redis_basics",
+    about = "One of everything the Store does, on the Redis at REDIS_URL (default \
+             redis://127.0.0.1:6379), under the prefix ch4demo:"
+)]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    Args::parse(); // `--help` exits 0, any argument exits 2
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let store = Store::connect(&url, "ch4demo:").await?;
 

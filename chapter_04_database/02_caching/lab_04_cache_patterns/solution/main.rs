@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::Parser;
 use rand::RngExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig, RedisError};
@@ -378,8 +379,18 @@ async fn demo_repo() -> Result<ProductRepo, Box<dyn std::error::Error>> {
     Ok(repo)
 }
 
+/// The demo takes no options; `--help` says what it does.
+#[derive(Parser)]
+#[command(
+    name = "ch4_cache_patterns",
+    about = "Cache-aside reads, an update, and 100 concurrent reads of a missing id, with Redis \
+             at REDIS_URL and PostgreSQL at DATABASE_URL; RUST_LOG=debug shows more"
+)]
+struct Args {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    Args::parse(); // `--help` exits 0, any argument exits 2
     // Warnings (the degraded mode) go to stderr; RUST_LOG=debug shows more.
     tracing_subscriber::fmt()
         .with_env_filter(

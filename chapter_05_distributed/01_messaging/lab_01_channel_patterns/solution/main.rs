@@ -23,6 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -379,8 +380,18 @@ pub async fn next_batch<T>(
 // A demo of each pattern: `cargo run`.
 // ---------------------------------------------------------------------------------------------
 
+/// The demo takes no options; `--help` says what it does.
+#[derive(Parser)]
+#[command(
+    name = "ch5_channel_patterns",
+    about = "A demo of each pattern: a worker pool, fan-in, broadcast, request/response, a \
+             pipeline stopped mid-flight, select!"
+)]
+struct Args {}
+
 #[tokio::main]
 async fn main() {
+    Args::parse(); // `--help` exits 0, any argument exits 2
     // 1. A fast producer and two slow workers: the producer waits, the queue stays at 4.
     let pool = WorkerPool::new(2, 4, |job: u64| async move {
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -77,7 +77,6 @@
 //! below once your code uses every item.
 #![allow(unused_variables, dead_code)]
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -85,30 +84,76 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: simple_queue --data DIR [--addr HOST:PORT] [--visibility-ms N] \
-                     [--max-deliveries N] [--prefetch N] [--max-message-bytes N]";
+use clap::builder::{RangedU64ValueParser, TypedValueParser};
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser, value_parser};
 
-/// Everything the command line can set (defaults: 127.0.0.1:7400, 30 000 ms, 5, 16, 65 536).
-#[derive(Debug, Clone)]
+/// Everything the command line can set (given: main() parses it with
+/// `Config::parse_with_usage()`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "simple_queue",
+    bin_name = "simple_queue",
+    about = "A durable message queue over TCP, with at-least-once delivery"
+)]
 pub struct Config {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7400")]
     pub addr: SocketAddr,
-    /// Directory of the log (required).
+    /// Directory of the log (created if missing)
+    #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// How long a consumer holds a message before it is delivered again.
+    #[arg(
+        long = "visibility-ms",
+        value_name = "N",
+        default_value = "30000",
+        value_parser = value_parser!(u64).range(1..).map(Duration::from_millis)
+    )]
     pub visibility: Duration,
-    /// Deliveries after which an unacknowledged message moves to `<topic>.dlq`.
+    /// Deliveries after which an unacknowledged message moves to the dead-letter topic.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = value_parser!(u32).range(1..)
+    )]
     pub max_deliveries: u32,
     /// Unacknowledged messages one consumer may hold.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub prefetch: usize,
     /// Longest message, in bytes.
+    #[arg(
+        long = "max-message-bytes",
+        value_name = "N",
+        default_value_t = 64 * 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub max_message: usize,
+}
+
+impl Config {
+    /// `Config::parse()`, with the usage on stderr after every bad argument: clap prints it
+    /// after an unknown option, not after a bad value. Exits 0 after `--help`, 2 after an error.
+    pub fn parse_with_usage() -> Config {
+        Config::try_parse().unwrap_or_else(|mut e| {
+            if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+                let usage = Config::command().render_usage();
+                e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+            }
+            e.exit()
+        })
+    }
 }
 
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum QueueError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// A file or socket operation failed: exit code 1.
     Io { context: String, source: io::Error },
     /// The log holds a record that cannot be read: exit code 1.
@@ -118,7 +163,6 @@ pub enum QueueError {
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueueError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             QueueError::Io { context, source } => write!(f, "{context}: {source}"),
             QueueError::CorruptLog { line, reason } => {
                 write!(f, "log line {line} is corrupt: {reason}")
@@ -136,11 +180,6 @@ pub enum Command {
     Nack { id: u64 },
 }
 
-/// Parses the arguments after the program name; `--data` is required.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Config, QueueError> {
-    todo!("read the flags into a Config, or a QueueError::Usage")
-}
-
 /// Parses one line (without its `\n`); the error is the text of the `ERR` reply.
 pub fn parse_command(line: &str, max_message: usize) -> Result<Command, String> {
     todo!("PUB <topic> <message>, SUB <topic>, ACK <id>, NACK <id>")
@@ -153,19 +192,5 @@ pub async fn run(config: Config) -> Result<(), QueueError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let result = match parse_args(std::env::args_os().skip(1)) {
-        Ok(config) => run(config).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e @ QueueError::Usage(_)) => {
-            eprintln!("simple_queue: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("simple_queue: {e}");
-            ExitCode::from(1)
-        }
-    }
+    todo!("Config::parse_with_usage(), then run it; an error on stderr: exit code 1")
 }

@@ -29,7 +29,6 @@
 //!   answers them all: under load, a hundred publishers share one disk flush.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, Write};
@@ -39,13 +38,14 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::builder::{RangedU64ValueParser, TypedValueParser};
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser, value_parser};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-const USAGE: &str = "usage: simple_queue --data DIR [--addr HOST:PORT] [--visibility-ms N] \
-                     [--max-deliveries N] [--prefetch N] [--max-message-bytes N]";
 /// The log's file name inside `--data`.
 pub const LOG_FILE: &str = "queue.log";
 /// Dead letters of topic `t` go to topic `t` + this suffix.
@@ -56,25 +56,70 @@ pub const MAX_TOPIC: usize = 64;
 const MAX_BATCH: usize = 1024;
 
 /// Everything the command line can set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "simple_queue",
+    bin_name = "simple_queue",
+    about = "A durable message queue over TCP, with at-least-once delivery"
+)]
 pub struct Config {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7400")]
     pub addr: SocketAddr,
+    /// Directory of the log (created if missing)
+    #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// How long a consumer holds a message before it is delivered again.
+    #[arg(
+        long = "visibility-ms",
+        value_name = "N",
+        default_value = "30000",
+        value_parser = value_parser!(u64).range(1..).map(Duration::from_millis)
+    )]
     pub visibility: Duration,
     /// Deliveries after which an unacknowledged message moves to the dead-letter topic.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = value_parser!(u32).range(1..)
+    )]
     pub max_deliveries: u32,
     /// Unacknowledged messages one consumer may hold.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub prefetch: usize,
     /// Longest message, in bytes.
+    #[arg(
+        long = "max-message-bytes",
+        value_name = "N",
+        default_value_t = 64 * 1024,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub max_message: usize,
+}
+
+impl Config {
+    /// `Config::parse()`, with the usage on stderr after every bad argument: clap prints it
+    /// after an unknown option, not after a bad value. Exits 0 after `--help`, 2 after an error.
+    pub fn parse_with_usage() -> Config {
+        Config::try_parse().unwrap_or_else(|mut e| {
+            if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+                let usage = Config::command().render_usage();
+                e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+            }
+            e.exit()
+        })
+    }
 }
 
 /// Why the server stopped (or never started).
 #[derive(Debug)]
 pub enum QueueError {
-    /// The command line is wrong: exit code 2, with the usage.
-    Usage(String),
     /// A file or socket operation failed: exit code 1.
     Io { context: String, source: io::Error },
     /// The log holds a record we cannot read: refuse to guess, exit code 1.
@@ -84,7 +129,6 @@ pub enum QueueError {
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueueError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             QueueError::Io { context, source } => write!(f, "{context}: {source}"),
             QueueError::CorruptLog { line, reason } => {
                 write!(f, "{LOG_FILE} line {line} is corrupt: {reason}")
@@ -98,50 +142,6 @@ fn io_error(context: impl fmt::Display) -> impl FnOnce(io::Error) -> QueueError 
         context: context.to_string(),
         source,
     }
-}
-
-/// Parses the arguments after the program name.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Config, QueueError> {
-    let mut config = Config {
-        addr: "127.0.0.1:7400".parse().expect("valid default"),
-        data: PathBuf::new(),
-        visibility: Duration::from_secs(30),
-        max_deliveries: 5,
-        prefetch: 16,
-        max_message: 64 * 1024,
-    };
-    let mut data = None;
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        let flag = flag.to_string_lossy().into_owned();
-        let mut value = || {
-            args.next()
-                .map(|v| v.to_string_lossy().into_owned())
-                .ok_or_else(|| QueueError::Usage(format!("{flag} needs a value")))
-        };
-        let number = |text: String| {
-            text.parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| QueueError::Usage(format!("{flag} needs a positive number")))
-        };
-        match flag.as_str() {
-            "--addr" => {
-                let text = value()?;
-                config.addr = text
-                    .parse()
-                    .map_err(|_| QueueError::Usage(format!("not an address: {text}")))?;
-            }
-            "--data" => data = Some(PathBuf::from(value()?)),
-            "--visibility-ms" => config.visibility = Duration::from_millis(number(value()?)?),
-            "--max-deliveries" => config.max_deliveries = number(value()?)? as u32,
-            "--prefetch" => config.prefetch = number(value()?)? as usize,
-            "--max-message-bytes" => config.max_message = number(value()?)? as usize,
-            _ => return Err(QueueError::Usage(format!("unexpected argument: {flag}"))),
-        }
-    }
-    config.data = data.ok_or_else(|| QueueError::Usage("--data DIR is required".into()))?;
-    Ok(config)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -829,16 +829,8 @@ pub async fn run(config: Config) -> Result<(), QueueError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let result = match parse_args(std::env::args_os().skip(1)) {
-        Ok(config) => run(config).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match run(Config::parse_with_usage()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ QueueError::Usage(_)) => {
-            eprintln!("simple_queue: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("simple_queue: {e}");
             ExitCode::from(1)

@@ -71,7 +71,6 @@
 //! yours. Remove the `allow` below once every item is used.
 #![allow(unused_variables, dead_code)]
 
-use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -87,6 +86,7 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::response::Response;
 use axum::routing::get;
+use clap::{Parser, value_parser};
 use tower::{Layer, Service};
 
 // ---------------------------------------------------------------------------------------------
@@ -385,49 +385,49 @@ impl Limiter for RedisTokenBucket {
 // A demo server: `cargo run -- --capacity 3 --refill-ms 2000`, then `curl -i` it.
 // ---------------------------------------------------------------------------------------------
 
-const USAGE: &str =
-    "usage: rate_limiter [--addr HOST:PORT] [--capacity N] [--refill-ms N] [--redis URL]";
-
+/// What the command line asks for.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rate_limiter",
+    about = "A hello-world server behind the rate limiter: `curl -i` it and watch the RateLimit \
+             headers"
+)]
 struct Args {
+    /// Address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
-    quota: Quota,
+    /// Requests allowed in a burst (the bucket's capacity)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = value_parser!(u64).range(1..)
+    )]
+    capacity: u64,
+    /// Milliseconds it takes to refill one token
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        value_parser = value_parser!(u64).range(1..)
+    )]
+    refill_ms: u64,
+    /// Keep the buckets in this Redis (shared by every server using it), not in memory
+    #[arg(long, value_name = "URL")]
     redis: Option<String>,
 }
 
-fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
-    let mut parsed = Args {
-        addr: "127.0.0.1:3000".parse().expect("valid default"),
-        quota: Quota {
-            capacity: 5,
-            refill_every: Duration::from_secs(1),
-        },
-        redis: None,
-    };
-    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().ok().filter(|n| *n > 0);
-        match flag.as_str() {
-            "--addr" => parsed.addr = value.parse().map_err(|_| format!("bad address {value}"))?,
-            "--capacity" => parsed.quota.capacity = number().ok_or("bad --capacity")?,
-            "--refill-ms" => {
-                parsed.quota.refill_every =
-                    Duration::from_millis(number().ok_or("bad --refill-ms")?)
-            }
-            "--redis" => parsed.redis = Some(value),
-            _ => return Err(format!("unexpected argument: {flag}")),
-        }
-    }
-    Ok(parsed)
-}
-
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let quota = Quota {
+        capacity: args.capacity,
+        refill_every: Duration::from_millis(args.refill_ms),
+    };
     let hello = Router::new().route("/", get(|| async { "hello\n" }));
     let app = match args.redis {
         Some(url) => hello.layer(RateLimitLayer::new(
-            RedisTokenBucket::connect(&url, "ratelimit:", args.quota).await?,
+            RedisTokenBucket::connect(&url, "ratelimit:", quota).await?,
         )),
-        None => hello.layer(RateLimitLayer::new(TokenBucket::new(args.quota))),
+        None => hello.layer(RateLimitLayer::new(TokenBucket::new(quota))),
     };
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on {}", listener.local_addr()?);
@@ -438,14 +438,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args_os().skip(1)) {
-        Ok(args) => args,
-        Err(why) => {
-            eprintln!("rate_limiter: {why}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match serve(args).await {
+    match serve(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rate_limiter: {e}");

@@ -92,6 +92,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::Parser;
 use http_body_util::Empty;
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
@@ -304,14 +305,24 @@ impl ResilientClient {
     }
 }
 
+/// What the command line asks for.
+#[derive(Debug, Parser)]
+#[command(
+    name = "circuit_breaker",
+    about = "Calls a URL again and again, 150 ms apart, through a breaker and retries, and prints \
+             each outcome and the breaker's transitions"
+)]
+struct Args {
+    /// The URL to GET (http only)
+    url: String,
+    /// How many calls to make
+    #[arg(default_value_t = 12)]
+    calls: u32,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(url), calls) = (args.next(), args.next()) else {
-        eprintln!("usage: circuit_breaker <url> [calls]");
-        return ExitCode::from(2);
-    };
-    let calls: u32 = calls.and_then(|c| c.parse().ok()).unwrap_or(12);
+    let Args { url, calls } = Args::parse();
     let client = ResilientClient::new(
         BreakerConfig {
             window: 10,

@@ -17,6 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use clap::Parser;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -494,33 +495,25 @@ async fn delete_note<R: NoteRepository>(
 // ---------------------------------------------------------------------------------------------
 // Process
 
-/// `--addr HOST:PORT` (default 127.0.0.1:3000).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<SocketAddr, String> {
-    let mut addr = SocketAddr::from(([127, 0, 0, 1], 3000));
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => {
-                let value = args.next().ok_or("--addr needs a value")?;
-                addr = value
-                    .parse()
-                    .map_err(|e| format!("bad --addr {value:?}: {e}"))?;
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(addr)
+/// Where the server listens when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// The command line: `ch6_axum_crud_api [--addr HOST:PORT]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch6_axum_crud_api",
+    about = "The notes API: JSON CRUD on axum, errors as RFC 9457 problem documents"
+)]
+pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = match parse_args(std::env::args().skip(1)) {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("error: {e}\nusage: ch6_axum_crud_api [--addr HOST:PORT]");
-            return ExitCode::from(2);
-        }
-    };
+    // `--help` prints the usage (exit 0); a bad argument is a usage error (exit 2).
+    let Config { addr } = Config::parse();
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(e) => {

@@ -73,6 +73,7 @@ use std::sync::Mutex;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
+use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 /// Largest request body accepted; a bigger one gets 413 (as a problem document).
@@ -213,12 +214,23 @@ pub fn app<R: NoteRepository>(repo: R) -> Router {
     todo!("routes, fallback, method_not_allowed_fallback, DefaultBodyLimit, state")
 }
 
-/// `--addr HOST:PORT` (default 127.0.0.1:3000).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<SocketAddr, String> {
-    todo!("parse --addr")
+/// Where the server listens when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// The command line, ready to use: `Config::parse()` (clap answers `--help`, and exits with
+/// code 2 on a bad argument).
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch6_axum_crud_api",
+    about = "The notes API: JSON CRUD on axum, errors as RFC 9457 problem documents"
+)]
+pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo!("parse the arguments, bind, print `listening on <addr>`, axum::serve(app(..))")
+    todo!("Config::parse(), bind, print `listening on <addr>`, axum::serve(app(..))")
 }

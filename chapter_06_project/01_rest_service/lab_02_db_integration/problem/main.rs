@@ -67,6 +67,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
+use clap::Parser;
 use serde::Serialize;
 use sqlx::postgres::PgPool;
 
@@ -159,17 +160,44 @@ pub fn app(pool: PgPool) -> Router {
     todo!("notes routes + health routes")
 }
 
-/// The command line.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub addr: SocketAddr,
-    pub database_url: String,
-    pub max_connections: u32,
+/// The course's database when neither `--database-url` nor `DATABASE_URL` is given.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/course";
+/// Where the server listens when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// `DATABASE_URL` when it is set, else the course's database.
+fn database_url_from_env() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
 }
 
-/// `--addr`, `--database-url` (default `DATABASE_URL`), `--max-connections` (default 10).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-    todo!("parse the flags")
+/// The command line (it replaces lab 1's), ready to use: `Config::parse()` (clap answers
+/// `--help`, and exits with code 2 on a bad argument).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ch6_db_integration",
+    about = "The notes API on PostgreSQL: migrations, a connection pool, health probes, \
+             graceful shutdown"
+)]
+pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// The PostgreSQL database [default: $DATABASE_URL, else the course's database]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value_t = database_url_from_env(),
+        hide_default_value = true
+    )]
+    pub database_url: String,
+    /// Most connections the pool opens to PostgreSQL
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
 }
 
 /// Resolves on SIGTERM or Ctrl-C (`tokio::signal::unix::signal(SignalKind::terminate())`).
@@ -180,8 +208,8 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     todo!(
-        "pool (PgPoolOptions with acquire_timeout), sqlx::migrate!(), bind, print `listening on`, \
-         axum::serve(..).with_graceful_shutdown(shutdown_signal()); a startup error is one line \
-         on stderr and exit code 1"
+        "Config::parse(), pool (PgPoolOptions with acquire_timeout), sqlx::migrate!(), bind, \
+         print `listening on`, axum::serve(..).with_graceful_shutdown(shutdown_signal()); a \
+         startup error is one line on stderr and exit code 1"
     )
 }

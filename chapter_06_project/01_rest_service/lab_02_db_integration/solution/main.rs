@@ -22,6 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use clap::Parser;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -588,44 +589,41 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The course's database when neither `--database-url` nor `DATABASE_URL` is given.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@127.0.0.1:5432/course";
 
-/// The command line.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub addr: SocketAddr,
-    pub database_url: String,
-    pub max_connections: u32,
+/// Where the server listens when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// `DATABASE_URL` when it is set, else the course's database.
+fn database_url_from_env() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
 }
 
-/// `--addr HOST:PORT` (default 127.0.0.1:3000), `--database-url URL` (default `DATABASE_URL`),
-/// `--max-connections N` (default 10).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-    let mut config = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-        database_url: std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string()),
-        max_connections: 10,
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--addr" => {
-                let v = value()?;
-                config.addr = v.parse().map_err(|e| format!("bad --addr {v:?}: {e}"))?;
-            }
-            "--database-url" => config.database_url = value()?,
-            "--max-connections" => {
-                let v = value()?;
-                config.max_connections = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(format!("bad --max-connections {v:?}"))?;
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(config)
+/// The command line: `ch6_db_integration [--addr HOST:PORT] [--database-url URL] [--max-connections N]`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ch6_db_integration",
+    about = "The notes API on PostgreSQL: migrations, a connection pool, health probes, \
+             graceful shutdown"
+)]
+pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// The PostgreSQL database [default: $DATABASE_URL, else the course's database]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value_t = database_url_from_env(),
+        hide_default_value = true
+    )]
+    pub database_url: String,
+    /// Most connections the pool opens to PostgreSQL
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
 }
 
 /// Resolves when the process receives SIGTERM (what `kill`, systemd and Kubernetes send) or
@@ -669,15 +667,8 @@ async fn run(config: Config) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!(
-                "error: {e}\nusage: ch6_db_integration [--addr HOST:PORT] [--database-url URL] [--max-connections N]"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    // `--help` prints the usage (exit 0); a bad argument is a usage error (exit 2).
+    let config = Config::parse();
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

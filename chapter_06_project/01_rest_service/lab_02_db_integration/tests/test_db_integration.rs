@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use labkit::notes::{Api, Reply, assert_note, first_difference, random_text, random_title};
-use labkit::pg::TestDb;
+use labkit::pg::{TestDb, lock_waiters};
 use labkit::wait::{eventually_for, within};
 
 fn start(db: &TestDb, extra: &[&str]) -> (Server, Api) {
@@ -46,30 +46,6 @@ async fn scalar_i64(db: &TestDb, sql: &'static str, id: i64) -> i64 {
         .fetch_one(&db.pool)
         .await
         .unwrap_or_else(|e| panic!("the grader's query {sql:?} failed: {e}"))
-}
-
-/// Server connections to this test's database that wait on a row lock. Only the server under
-/// test queries the locked row, so these are its connections, counted by PostgreSQL itself.
-async fn lock_waiters(pool: &sqlx::PgPool, name: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-    )
-    .bind(name)
-    .fetch_one(pool)
-    .await
-    .expect("counting lock waiters in pg_stat_activity")
-}
-
-/// Locks the row of note `id` in a transaction of the grader's, so that every statement of the
-/// server touching it waits (in flight, holding its connection) until the transaction ends.
-async fn lock_row(db: &TestDb, id: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut lock = db.pool.begin().await.expect("BEGIN");
-    sqlx::query("SELECT id FROM notes WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *lock)
-        .await
-        .expect("SELECT .. FOR UPDATE");
-    lock
 }
 
 // Requirement 1: migrations and CRUD on the database.
@@ -266,7 +242,7 @@ async fn concurrent_updates_of_one_version_let_exactly_one_win() {
         // Every writer reads version 1 and reaches the database before any of them can write:
         // the grader holds the row lock until all of them wait on it. A version check done by
         // a SELECT before the UPDATE passes for all of them; one in the UPDATE's WHERE does not.
-        let lock = lock_row(&db, id).await;
+        let lock = db.lock_row("notes", id).await;
         let writers = rand::rng().random_range(3..8);
         let api = Arc::new(api);
         let mut tasks = Vec::new();
@@ -453,7 +429,7 @@ async fn sigterm_lets_the_in_flight_request_finish() {
         let id = id_of(6, &api.create(&random_title(), "v1").await);
 
         // Hold the note's row lock so the next update stays in flight inside the server.
-        let lock = lock_row(&db, id).await;
+        let lock = db.lock_row("notes", id).await;
         let api = Arc::new(api);
         let title = random_title();
         let in_flight = {
@@ -543,7 +519,7 @@ async fn pool_never_opens_more_than_max_connections() {
         // `max` requests take every connection of the pool and wait on the grader's row lock;
         // the others wait for a connection and must give up with a 503 after the acquire
         // timeout, while the first ones are still in flight.
-        let lock = lock_row(&db, id).await;
+        let lock = db.lock_row("notes", id).await;
         let requests = max + rand::rng().random_range(2..4);
         let api = Arc::new(api);
         let replies: Arc<Mutex<Vec<Reply>>> = Arc::default();

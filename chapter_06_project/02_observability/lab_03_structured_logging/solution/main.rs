@@ -26,6 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use clap::Parser;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span, debug, error, error_span, field, info, info_span};
@@ -670,32 +671,22 @@ async fn delete_note<R: NoteRepository>(
 // ---------------------------------------------------------------------------------------------
 // Process
 
-/// The command line.
-#[derive(Debug)]
-pub struct Config {
-    pub addr: SocketAddr,
-    pub journal: Option<PathBuf>,
-}
+/// Where the server listens when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
-/// `--addr HOST:PORT` (default 127.0.0.1:3000), `--journal PATH` (no journal by default).
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-    let mut config = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-        journal: None,
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--addr" => {
-                let v = value()?;
-                config.addr = v.parse().map_err(|e| format!("bad --addr {v:?}: {e}"))?;
-            }
-            "--journal" => config.journal = Some(PathBuf::from(value()?)),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(config)
+/// The command line: `ch6_structured_logging [--addr HOST:PORT] [--journal PATH]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch6_structured_logging",
+    about = "The notes API with structured JSON logs on stderr (RUST_LOG filters them)"
+)]
+pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Append every write to this file before applying it (no journal when absent)
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
 }
 
 /// JSON lines on stderr, filtered by `RUST_LOG` (default `info`). Each event carries its
@@ -713,15 +704,8 @@ fn init_tracing() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!(
-                "error: {e}\nusage: ch6_structured_logging [--addr HOST:PORT] [--journal PATH]"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    // `--help` prints the usage (exit 0); a bad argument is a usage error (exit 2).
+    let config = Config::parse();
     init_tracing();
     let journal = match config.journal.map(Journal::open).transpose() {
         Ok(journal) => journal,

@@ -58,6 +58,7 @@
 #![allow(unused_variables, dead_code)]
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -65,6 +66,7 @@ use std::sync::Mutex;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use clap::Parser;
 
 /// The header that carries a request's id from hop to hop.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -95,6 +97,25 @@ pub struct Journal {
     file: Mutex<File>,
 }
 
+/// Where the server listens when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// The command line (it replaces lab 1's: `--journal` is new), ready to use: `Config::parse()`
+/// (clap answers `--help`, and exits with code 2 on a bad argument).
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch6_structured_logging",
+    about = "The notes API with structured JSON logs on stderr (RUST_LOG filters them)"
+)]
+pub struct Config {
+    /// Where to listen (port 0: the kernel picks a free one; the bound address is printed)
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Append every write to this file before applying it (no journal when absent)
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+}
+
 /// JSON logs on stderr, filtered by `RUST_LOG` (default `info`), with the current span and the
 /// span list on every event (`tracing_subscriber::fmt().json()...`).
 fn init_tracing() {
@@ -103,5 +124,8 @@ fn init_tracing() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo!("args, init_tracing(), journal, bind, println!(\"listening on ..\"), axum::serve")
+    todo!(
+        "Config::parse(), init_tracing(), journal, bind, println!(\"listening on ..\"), \
+         axum::serve"
+    )
 }

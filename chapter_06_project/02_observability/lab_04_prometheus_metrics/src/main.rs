@@ -93,5 +93,8 @@ async fn scrape(State((metrics, pool)): State<(Arc<Metrics>, PgPool)>) -> Respon
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    todo!("lab 2's main, with the metrics layer and the /metrics route")
+    todo!(
+        "lab 2's main and its clap `Config` (`Config::parse()`: `--help`, exit code 2 on a bad \
+         argument), with the metrics layer and the /metrics route"
+    )
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use labkit::notes::{Api, random_title};
-use labkit::pg::TestDb;
+use labkit::pg::{TestDb, lock_waiters};
 use labkit::wait::{eventually_for, within};
 use labkit::{Server, lab_bin};
 use rand::RngExt;
@@ -156,29 +156,6 @@ fn buckets(m: &Scrape, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     buckets
-}
-
-/// Server connections to this test's database that wait on a row lock, as PostgreSQL sees them.
-async fn lock_waiters(pool: &sqlx::PgPool, name: &str) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-    )
-    .bind(name)
-    .fetch_one(pool)
-    .await
-    .expect("counting lock waiters in pg_stat_activity")
-}
-
-/// Locks the row of note `id` in a transaction of the grader's: every update of it waits in
-/// the server, in flight, holding a pooled connection, until the transaction ends.
-async fn lock_row(db: &TestDb, id: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut lock = db.pool.begin().await.expect("BEGIN");
-    sqlx::query("SELECT id FROM notes WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *lock)
-        .await
-        .expect("SELECT .. FOR UPDATE");
-    lock
 }
 
 /// Waits until `n` of the server's statements wait on the grader's row lock.
@@ -373,7 +350,7 @@ async fn latency_is_recorded_in_seconds() {
         // The grader controls how long these requests take: they wait on its row lock, which
         // it holds for `hold` after all of them are waiting. Each request's duration in the
         // server therefore lies between `held` (lock wait) and what its client measured.
-        let lock = lock_row(&db, id).await;
+        let lock = db.lock_row("notes", id).await;
         let k = rand::rng().random_range(2..5);
         let api = Arc::new(api);
         let mut tasks = Vec::new();
@@ -461,7 +438,7 @@ async fn gauges_follow_requests_blocked_in_the_database() {
             "requirement 3: # TYPE of http_requests_in_flight is {kind}; wanted gauge"
         );
 
-        let lock = lock_row(&db, id).await;
+        let lock = db.lock_row("notes", id).await;
         let blocked = rand::rng().random_range(2..6);
         let api = Arc::new(api);
         let mut tasks = Vec::new();
@@ -521,7 +498,7 @@ async fn in_flight_gauge_returns_to_zero_when_clients_give_up() {
         let db = TestDb::new(4).await;
         let (_server, api) = start(&db);
         let id = id_of(&api.create(&random_title(), "").await);
-        let lock = lock_row(&db, id).await;
+        let lock = db.lock_row("notes", id).await;
         let abandoned = rand::rng().random_range(1..4);
         let api = Arc::new(api);
         let mut tasks = Vec::new();

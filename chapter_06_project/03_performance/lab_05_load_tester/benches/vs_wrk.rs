@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::Parser;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -49,13 +50,14 @@ fn start_server() -> SocketAddr {
 
 fn ours(url: &str) -> f64 {
     let args = [
+        "ch6_load_tester",
         "-c",
         &CONNECTIONS.to_string(),
         "-d",
         &format!("{SECONDS}s"),
         url,
     ];
-    let config = lab::parse_args(args.iter().map(|s| s.to_string())).unwrap();
+    let config = lab::Config::try_parse_from(args).unwrap();
     lab::load_test(&config).rps
 }
 

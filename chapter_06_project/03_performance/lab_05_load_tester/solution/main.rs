@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -29,9 +31,6 @@ use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpStream;
-
-pub const USAGE: &str = "usage: ch6_load_tester [-c CONNECTIONS] [-d DURATION | -n REQUESTS] \
-[--rate REQ_PER_SEC] [--timeout DURATION] [--json] http://HOST:PORT/PATH";
 
 /// When to stop.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,101 +41,133 @@ pub enum Stop {
     Requests(u64),
 }
 
-/// The command line.
+/// Where the requests go: the URL, resolved once, up front (DNS is not what we measure).
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub connections: usize,
-    pub stop: Stop,
-    /// Open-loop mode: requests per second over all connections.
-    pub rate: Option<f64>,
-    pub timeout: Duration,
-    pub json: bool,
-    /// Where to connect, and what to put in the request line and `Host` header.
+pub struct Target {
+    /// Where to connect.
     pub addr: SocketAddr,
+    /// What to put in the `Host` header and in the request line.
     pub host: String,
     pub path: String,
 }
 
+/// The command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ch6_load_tester",
+    about = "Load an HTTP server over kept-alive connections, like wrk and oha, and report the \
+             latency percentiles from an HDR histogram",
+    override_usage = "ch6_load_tester [-c N] [-d DURATION | -n N] [--rate R] [--timeout DURATION] \
+                      [--json] URL"
+)]
+pub struct Config {
+    /// Connections kept alive, each with one request in flight at a time
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub connections: usize,
+    /// Run for this long: 10s, 500ms, 2m [default: 10s]
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Send exactly this many requests, then stop
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        conflicts_with = "duration",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub requests: Option<u64>,
+    /// Open loop: this many requests per second over all connections, each one's latency
+    /// measured from the moment it was due
+    #[arg(
+        long,
+        value_name = "REQ_PER_SEC",
+        allow_negative_numbers = true,
+        value_parser = parse_rate
+    )]
+    pub rate: Option<f64>,
+    /// A request without a complete response after this long is a `timeout` error
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the report as one line of JSON
+    #[arg(long)]
+    pub json: bool,
+    /// The server: http://HOST:PORT/PATH
+    #[arg(value_name = "URL", value_parser = parse_target)]
+    pub target: Target,
+}
+
+impl Config {
+    /// `Config::parse()`, with the usage in every error message: clap prints it after an unknown
+    /// option but not after a bad value, and requirement 5 wants it. `--help` exits 0, a bad
+    /// argument 2.
+    pub fn from_args() -> Config {
+        Config::try_parse().unwrap_or_else(|mut e| {
+            if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+                let usage = Config::command().render_usage();
+                e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+            }
+            e.exit()
+        })
+    }
+
+    /// `-n`, else `-d`, else 10 seconds.
+    pub fn stop(&self) -> Stop {
+        match (self.requests, self.duration) {
+            (Some(n), _) => Stop::Requests(n),
+            (None, Some(d)) => Stop::Duration(d),
+            (None, None) => Stop::Duration(Duration::from_secs(10)),
+        }
+    }
+}
+
 /// Parses `10s`, `500ms`, `2m`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
     };
+    let bad = || format!("{text:?} is not a duration (try 10s, 500ms or 2m)");
     let value: f64 = number
         .parse()
         .ok()
-        .filter(|v: &f64| *v > 0.0 && v.is_finite())?;
+        .filter(|v: &f64| *v > 0.0 && v.is_finite())
+        .ok_or_else(bad)?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return None,
+        _ => return Err(bad()),
     };
-    Some(Duration::from_secs_f64(seconds))
+    Ok(Duration::from_secs_f64(seconds))
 }
 
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-    let mut connections = 10;
-    let (mut duration, mut requests) = (None, None);
-    let (mut rate, mut timeout, mut json, mut url) = (None, Duration::from_secs(5), false, None);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "-c" | "--connections" => {
-                connections = value()?
-                    .parse()
-                    .ok()
-                    .filter(|c| *c > 0)
-                    .ok_or("-c needs a positive number")?
-            }
-            "-d" | "--duration" => {
-                duration = Some(parse_duration(&value()?).ok_or("bad -d (try 10s or 500ms)")?)
-            }
-            "-n" | "--requests" => {
-                let n = value()?.parse().ok().filter(|n| *n > 0);
-                requests = Some(n.ok_or("-n needs a positive number")?)
-            }
-            "--rate" => {
-                let r = value()?
-                    .parse()
-                    .ok()
-                    .filter(|r: &f64| *r > 0.0 && r.is_finite());
-                rate = Some(r.ok_or("--rate needs a positive number")?)
-            }
-            "--timeout" => timeout = parse_duration(&value()?).ok_or("bad --timeout")?,
-            "--json" => json = true,
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
-            _ if url.is_some() => return Err(format!("unexpected argument {arg:?}")),
-            _ => url = Some(arg),
-        }
-    }
-    let stop = match (duration, requests) {
-        (Some(_), Some(_)) => return Err("-d and -n exclude each other".into()),
-        (_, Some(n)) => Stop::Requests(n),
-        (Some(d), None) => Stop::Duration(d),
-        (None, None) => Stop::Duration(Duration::from_secs(10)),
-    };
-    let url = url.ok_or("missing URL")?;
-    let uri: Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.parse()
+        .ok()
+        .filter(|r: &f64| *r > 0.0 && r.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a positive number"))
+}
+
+/// An `http://` URL, its host resolved.
+pub fn parse_target(url: &str) -> Result<Target, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!("only http:// URLs are supported: {url:?}"));
+        return Err("only http:// URLs are supported".into());
     }
     let host = uri.host().ok_or("the URL has no host")?;
     let port = uri.port_u16().unwrap_or(80);
-    // Resolve once, up front: DNS is not what we measure.
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .next()
         .ok_or(format!("{host} has no address"))?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    Ok(Config {
-        connections,
-        stop,
-        rate,
-        timeout,
-        json,
+    Ok(Target {
         addr,
         host: format!("{host}:{port}"),
         path,
@@ -372,8 +403,8 @@ async fn connect(addr: SocketAddr) -> Result<Sender, ErrorKind> {
 /// reusable. Returns the status.
 async fn exchange(sender: &mut Sender, config: &Config) -> Result<u16, ErrorKind> {
     sender.ready().await.map_err(|_| ErrorKind::Io)?;
-    let request = Request::get(config.path.as_str())
-        .header(hyper::header::HOST, config.host.as_str())
+    let request = Request::get(config.target.path.as_str())
+        .header(hyper::header::HOST, config.target.host.as_str())
         .body(Empty::new())
         .expect("a valid request");
     let response = sender
@@ -408,7 +439,7 @@ async fn connection_loop(config: Arc<Config>, plan: Arc<Plan>) -> Tally {
         let attempt = async {
             let conn = match sender.take() {
                 Some(conn) => conn,
-                None => connect(config.addr).await?,
+                None => connect(config.target.addr).await?,
             };
             let mut conn = conn;
             let status = exchange(&mut conn, &config).await?;
@@ -440,7 +471,7 @@ pub fn load_test(config: &Config) -> Report {
         let config = Arc::new(config.clone());
         let plan = Arc::new(Plan {
             start: Instant::now(),
-            stop: config.stop,
+            stop: config.stop(),
             rate: config.rate,
             next: AtomicU64::new(0),
         });
@@ -456,13 +487,7 @@ pub fn load_test(config: &Config) -> Report {
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = Config::from_args();
     let report = load_test(&config);
     if config.json {
         println!(

@@ -437,7 +437,7 @@ fn bad_arguments_print_usage_and_exit_2() {
             out.stderr_str()
         );
         assert!(
-            out.stderr_str().contains("usage"),
+            out.stderr_str().to_lowercase().contains("usage"),
             "requirement 5: {args:?} printed {:?} on stderr; wanted the usage",
             out.stderr_str()
         );

@@ -127,39 +127,24 @@ fn ipv4_checksum_matches_a_captured_header() {
     let mut packet = CAPTURED_IPV4.to_vec();
     packet.resize(0x73, 0);
     let ip = Ipv4Packet::new_checked(&packet[..]).expect("valid header");
+    let parsed = Ipv4Repr::parse(&ip).expect("a valid header parses");
+    let want = Ipv4Repr {
+        dscp: 0,
+        ecn: 0,
+        ident: 0,
+        dont_fragment: true,
+        more_fragments: false,
+        frag_offset: 0,
+        ttl: 64,
+        protocol: 17,
+        src: Ipv4Addr::new(192, 168, 0, 1),
+        dst: Ipv4Addr::new(192, 168, 0, 199),
+        options: Vec::new(),
+        payload_len: 0x73 - 20,
+    };
     assert_eq!(
-        ip.version(),
-        4,
-        "requirement 1 and 3: `ip.version()` (left) must equal `4` (right)"
-    );
-    assert_eq!(
-        ip.header_len(),
-        20,
-        "requirement 1 and 3: `ip.header_len()` (left) must equal `20` (right)"
-    );
-    assert_eq!(
-        ip.total_len(),
-        0x73,
-        "requirement 1 and 3: `ip.total_len()` (left) must equal `0x73` (right)"
-    );
-    assert!(
-        ip.dont_fragment() && !ip.more_fragments(),
-        "requirement 1 and 3: `ip.dont_fragment() && !ip.more_fragments()` is false"
-    );
-    assert_eq!(
-        (ip.ttl(), ip.protocol(), ip.checksum()),
-        (64, 17, 0xb861),
-        "requirement 1 and 3: `(ip.ttl(), ip.protocol(), ip.checksum())` (left) must equal `(64, 17, 0xb861)` (right)"
-    );
-    assert_eq!(
-        ip.src(),
-        Ipv4Addr::new(192, 168, 0, 1),
-        "requirement 1 and 3: `ip.src()` (left) must equal `Ipv4Addr::new(192, 168, 0, 1)` (right)"
-    );
-    assert_eq!(
-        ip.dst(),
-        Ipv4Addr::new(192, 168, 0, 199),
-        "requirement 1 and 3: `ip.dst()` (left) must equal `Ipv4Addr::new(192, 168, 0, 199)` (right)"
+        parsed, want,
+        "requirement 1 and 3: `Ipv4Repr::parse` of the captured header (left) must equal its fields (right)"
     );
     assert_eq!(
         ip.payload().len(),
@@ -464,7 +449,7 @@ fn check_against_etherparse(
     }
 }
 
-/// The learner's own views read back what the learner's reprs wrote.
+/// The learner's own views and `parse` read back what the learner's reprs wrote.
 fn check_own_views(frame: &[u8], ip_repr: &Ipv4Repr, transport: &Transport, payload: &[u8]) {
     let eth = EthernetFrame::new_checked(frame).unwrap();
     assert_eq!(
@@ -478,28 +463,18 @@ fn check_own_views(frame: &[u8], ip_repr: &Ipv4Repr, transport: &Transport, payl
         "requirement 3 (your views read your frame): `ip.verify_checksum()` is false"
     );
     assert_eq!(
-        (ip.ident(), ip.ttl(), ip.src(), ip.dst()),
-        (ip_repr.ident, ip_repr.ttl, ip_repr.src, ip_repr.dst),
-        "requirement 3 (your views read your frame): `(ip.ident(), ip.ttl(), ip.src(), ip.dst())` (left) must equal `(ip_repr.ident, ip_repr.ttl, ip_repr.src, ip_repr.dst)` (right)"
-    );
-    assert_eq!(
-        (ip.dscp(), ip.ecn()),
-        (ip_repr.dscp, ip_repr.ecn),
-        "requirement 3 (your views read your frame): `(ip.dscp(), ip.ecn())` (left) must equal `(ip_repr.dscp, ip_repr.ecn)` (right)"
-    );
-    assert_eq!(
-        ip.options(),
-        &ip_repr.options[..],
-        "requirement 3 (your views read your frame): `ip.options()` (left) must equal `&ip_repr.options[..]` (right)"
+        Ipv4Repr::parse(&ip).as_ref(),
+        Ok(ip_repr),
+        "requirement 3 (your views read your frame): `Ipv4Repr::parse(&ip)` (left) must give back the repr emitted (right)"
     );
     let seg = ip.payload();
     match transport {
         Transport::Udp(u) => {
             let p = UdpPacket::new_checked(seg).unwrap();
             assert_eq!(
-                (p.src_port(), p.dst_port()),
-                (u.src_port, u.dst_port),
-                "requirement 3 (your views read your frame): `(p.src_port(), p.dst_port())` (left) must equal `(u.src_port, u.dst_port)` (right)"
+                UdpRepr::parse(&p),
+                Ok(*u),
+                "requirement 3 (your views read your frame): `UdpRepr::parse(&p)` (left) must give back the repr emitted (right)"
             );
             assert_eq!(
                 p.payload(),
@@ -507,31 +482,16 @@ fn check_own_views(frame: &[u8], ip_repr: &Ipv4Repr, transport: &Transport, payl
                 "requirement 3 (your views read your frame): `p.payload()` (left) must equal `payload` (right)"
             );
             assert!(
-                p.verify_checksum(ip.src(), ip.dst()),
-                "requirement 3 (your views read your frame): `p.verify_checksum(ip.src(), ip.dst())` is false"
+                p.verify_checksum(ip_repr.src, ip_repr.dst),
+                "requirement 3 (your views read your frame): `p.verify_checksum(src, dst)` is false"
             );
         }
         Transport::Tcp(t) => {
             let p = TcpPacket::new_checked(seg).unwrap();
             assert_eq!(
-                (p.seq_number(), p.ack_number(), p.flags()),
-                (t.seq_number, t.ack_number, t.flags),
-                "requirement 3 (your views read your frame): `(p.seq_number(), p.ack_number(), p.flags())` (left) must equal `(t.seq_number, t.ack_number, t.flags)` (right)"
-            );
-            assert_eq!(
-                (p.window(), p.urgent_pointer()),
-                (t.window, t.urgent_pointer),
-                "requirement 3 (your views read your frame): `(p.window(), p.urgent_pointer())` (left) must equal `(t.window, t.urgent_pointer)` (right)"
-            );
-            assert_eq!(
-                p.header_len(),
-                t.header_len(),
-                "requirement 3 (your views read your frame): `p.header_len()` (left) must equal `t.header_len()` (right)"
-            );
-            assert_eq!(
-                p.options(),
-                &t.options[..],
-                "requirement 3 (your views read your frame): `p.options()` (left) must equal `&t.options[..]` (right)"
+                TcpRepr::parse(&p).as_ref(),
+                Ok(t),
+                "requirement 3 (your views read your frame): `TcpRepr::parse(&p)` (left) must give back the repr emitted (right)"
             );
             assert_eq!(
                 p.payload(),
@@ -539,16 +499,16 @@ fn check_own_views(frame: &[u8], ip_repr: &Ipv4Repr, transport: &Transport, payl
                 "requirement 3 (your views read your frame): `p.payload()` (left) must equal `payload` (right)"
             );
             assert!(
-                p.verify_checksum(ip.src(), ip.dst()),
-                "requirement 3 (your views read your frame): `p.verify_checksum(ip.src(), ip.dst())` is false"
+                p.verify_checksum(ip_repr.src, ip_repr.dst),
+                "requirement 3 (your views read your frame): `p.verify_checksum(src, dst)` is false"
             );
         }
         Transport::Icmp(i) => {
             let p = IcmpPacket::new_checked(seg).unwrap();
             assert_eq!(
-                (p.msg_type(), p.code(), p.ident(), p.seq_number()),
-                (i.msg_type, 0, i.ident, i.seq_number),
-                "requirement 3 (your views read your frame): `(p.msg_type(), p.code(), p.ident(), p.seq_number())` (left) must equal `(i.msg_type, 0, i.ident, i.seq_number)` (right)"
+                IcmpEchoRepr::parse(&p),
+                Ok(*i),
+                "requirement 3 (your views read your frame): `IcmpEchoRepr::parse(&p)` (left) must give back the repr emitted (right)"
             );
             assert_eq!(
                 p.payload(),
@@ -628,14 +588,9 @@ fn fragment_fields_pack_into_flags_and_offset() {
         );
         let view = Ipv4Packet::new_checked(&buf[..]).unwrap();
         assert_eq!(
-            view.frag_offset(),
-            ip.frag_offset,
-            "requirement 2: `view.frag_offset()` (left) must equal `ip.frag_offset` (right)"
-        );
-        assert_eq!(
-            view.more_fragments(),
-            ip.more_fragments,
-            "requirement 2: `view.more_fragments()` (left) must equal `ip.more_fragments` (right)"
+            Ipv4Repr::parse(&view).as_ref(),
+            Ok(&ip),
+            "requirement 2 and 3: `Ipv4Repr::parse(&view)` (left) must give back the repr emitted (right)"
         );
     }
 }
@@ -673,18 +628,26 @@ fn views_read_packets_built_by_etherparse() {
             ip.verify_checksum(),
             "requirement 3 (a frame built by etherparse): `ip.verify_checksum()` is false"
         );
+        let ip_repr =
+            Ipv4Repr::parse(&ip).expect("requirement 3: an IPv4 header built by etherparse parses");
         assert_eq!(
-            (ip.src(), ip.dst(), ip.ttl()),
-            (src, dst, ttl),
-            "requirement 3 (a frame built by etherparse): `(ip.src(), ip.dst(), ip.ttl())` (left) must equal `(src, dst, ttl)` (right)"
+            (ip_repr.src, ip_repr.dst, ip_repr.ttl, ip_repr.payload_len),
+            (src, dst, ttl, ip.payload().len()),
+            "requirement 3 (a frame built by etherparse): `Ipv4Repr::parse(&ip)` (left) must read `(src, dst, ttl, payload length)` (right)"
         );
         match kind {
             0 => {
                 let udp = UdpPacket::new_checked(ip.payload()).unwrap();
                 assert_eq!(
-                    (udp.src_port(), udp.dst_port(), udp.payload()),
-                    (sport, dport, &payload[..]),
-                    "requirement 3 (a frame built by etherparse): `(udp.src_port(), udp.dst_port(), udp.payload())` (left) must equal `(sport, dport, &payload[..])` (right)"
+                    (UdpRepr::parse(&udp), udp.payload()),
+                    (
+                        Ok(UdpRepr {
+                            src_port: sport,
+                            dst_port: dport
+                        }),
+                        &payload[..]
+                    ),
+                    "requirement 3 (a frame built by etherparse): `(UdpRepr::parse(&udp), udp.payload())` (left) must equal the ports and payload sent (right)"
                 );
                 assert!(
                     udp.verify_checksum(src, dst),
@@ -693,15 +656,17 @@ fn views_read_packets_built_by_etherparse() {
             }
             1 => {
                 let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+                let repr = TcpRepr::parse(&tcp)
+                    .expect("requirement 3: a TCP header built by etherparse parses");
                 assert_eq!(
-                    (tcp.src_port(), tcp.dst_port(), tcp.payload()),
+                    (repr.src_port, repr.dst_port, tcp.payload()),
                     (sport, dport, &payload[..]),
-                    "requirement 3 (a frame built by etherparse): `(tcp.src_port(), tcp.dst_port(), tcp.payload())` (left) must equal `(sport, dport, &payload[..])` (right)"
+                    "requirement 3 (a frame built by etherparse): `TcpRepr::parse` ports and `tcp.payload()` (left) must equal `(sport, dport, &payload[..])` (right)"
                 );
                 assert_eq!(
-                    tcp.flags(),
+                    repr.flags,
                     lab::tcp_flags::SYN | lab::tcp_flags::ACK,
-                    "requirement 3 (a frame built by etherparse): `tcp.flags()` (left) must equal `lab::tcp_flags::SYN | lab::tcp_flags::ACK` (right)"
+                    "requirement 3 (a frame built by etherparse): `TcpRepr::parse(&tcp).flags` (left) must equal `lab::tcp_flags::SYN | lab::tcp_flags::ACK` (right)"
                 );
                 assert!(
                     tcp.verify_checksum(src, dst),
@@ -711,9 +676,13 @@ fn views_read_packets_built_by_etherparse() {
             _ => {
                 let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
                 assert_eq!(
-                    (icmp.msg_type(), icmp.ident(), icmp.seq_number()),
-                    (8, sport, dport),
-                    "requirement 3 (a frame built by etherparse): `(icmp.msg_type(), icmp.ident(), icmp.seq_number())` (left) must equal `(8, sport, dport)` (right)"
+                    IcmpEchoRepr::parse(&icmp),
+                    Ok(IcmpEchoRepr {
+                        msg_type: lab::ICMP_ECHO_REQUEST,
+                        ident: sport,
+                        seq_number: dport
+                    }),
+                    "requirement 3 (a frame built by etherparse): `IcmpEchoRepr::parse(&icmp)` (left) must equal the echo request sent (right)"
                 );
                 assert!(
                     icmp.verify_checksum(),
@@ -877,6 +846,12 @@ fn payload_ends_at_the_total_length_not_at_the_buffer_end() {
             "requirement 3: the IPv4 payload of a frame with {padding} bytes of padding; wanted \
              total length - header length"
         );
+        assert_eq!(
+            Ipv4Repr::parse(&view).map(|r| r.payload_len),
+            Ok(want),
+            "requirement 3: `Ipv4Repr::parse` of a frame with {padding} bytes of padding: \
+             payload_len (left) must be total length - header length (right)"
+        );
         let seg = view.payload();
         let got = match &transport {
             Transport::Udp(_) => UdpPacket::new_checked(seg).map(|p| p.payload().to_vec()),
@@ -906,6 +881,64 @@ fn payload_ends_at_the_total_length_not_at_the_buffer_end() {
     }
 }
 
+// Requirement 3: `IcmpEchoRepr::parse` is the parse with something to refuse. A raw ICMP socket
+// (lab 7.2) receives every ICMP message: a destination unreachable taken for an echo reply would
+// be a reply that never came.
+#[test]
+fn icmp_echo_repr_parses_only_echo_messages() {
+    let mut rng = rand::rng();
+    for _ in 0..500 {
+        let echo = IcmpEchoRepr {
+            msg_type: if rng.random() {
+                lab::ICMP_ECHO_REQUEST
+            } else {
+                lab::ICMP_ECHO_REPLY
+            },
+            ident: rng.random(),
+            seq_number: rng.random(),
+        };
+        let data = random_bytes(rng.random_range(0..64));
+        let mut buf = vec![0u8; 8 + data.len()];
+        echo.emit(&mut buf, &data).unwrap();
+        let parse = |bytes: &[u8]| {
+            let view = IcmpPacket::new_checked(bytes).expect("an 8-byte ICMP header");
+            IcmpEchoRepr::parse(&view)
+        };
+        assert_eq!(
+            parse(&buf),
+            Ok(echo),
+            "requirement 3: `IcmpEchoRepr::parse` of an echo (left) must give back the repr emitted (right)"
+        );
+
+        // Any other type: destination unreachable (3), time exceeded (11), timestamp (13)...
+        let mut other = buf.clone();
+        other[0] = loop {
+            let t: u8 = rng.random();
+            if t != lab::ICMP_ECHO_REQUEST && t != lab::ICMP_ECHO_REPLY {
+                break t;
+            }
+        };
+        let got = parse(&other);
+        assert!(
+            matches!(got, Err(WireError::Malformed(_))),
+            "requirement 3: an ICMP message of type {} parsed as {got:?}; wanted \
+             Err(WireError::Malformed(..)): only types 0 and 8 are echoes",
+            other[0]
+        );
+
+        // An echo type with a code other than 0.
+        let mut coded = buf.clone();
+        coded[1] = rng.random_range(1..=255);
+        let got = parse(&coded);
+        assert!(
+            matches!(got, Err(WireError::Malformed(_))),
+            "requirement 3: an echo with code {} parsed as {got:?}; wanted \
+             Err(WireError::Malformed(..)): an echo's code is 0",
+            coded[1]
+        );
+    }
+}
+
 // Requirement 4: short or malformed input is an error, never a panic.
 
 /// Every accessor of every view, so that an out-of-bounds read anywhere would panic here.
@@ -916,26 +949,9 @@ fn touch_everything(bytes: &[u8]) -> usize {
         ok += 1;
     }
     if let Ok(ip) = Ipv4Packet::new_checked(bytes) {
+        // `parse` reads every field: an accessor that indexes out of bounds panics here.
         let _ = (
-            ip.version(),
-            ip.header_len(),
-            ip.dscp(),
-            ip.ecn(),
-            ip.total_len(),
-            ip.ident(),
-        );
-        let _ = (
-            ip.dont_fragment(),
-            ip.more_fragments(),
-            ip.frag_offset(),
-            ip.ttl(),
-            ip.protocol(),
-        );
-        let _ = (
-            ip.checksum(),
-            ip.src(),
-            ip.dst(),
-            ip.options().len(),
+            Ipv4Repr::parse(&ip),
             ip.payload().len(),
             ip.verify_checksum(),
         );
@@ -955,33 +971,18 @@ fn touch_everything(bytes: &[u8]) -> usize {
     }
     if let Ok(t) = TcpPacket::new_checked(bytes) {
         let _ = (
-            t.src_port(),
-            t.dst_port(),
-            t.seq_number(),
-            t.ack_number(),
-            t.header_len(),
-            t.flags(),
-        );
-        let _ = (
-            t.window(),
-            t.checksum(),
-            t.urgent_pointer(),
-            t.options().len(),
+            TcpRepr::parse(&t),
             t.payload().len(),
+            t.verify_checksum(a, b),
         );
-        let _ = t.verify_checksum(a, b);
         ok += 1;
     }
     if let Ok(i) = IcmpPacket::new_checked(bytes) {
         let _ = (
-            i.msg_type(),
-            i.code(),
-            i.checksum(),
-            i.ident(),
-            i.seq_number(),
+            IcmpEchoRepr::parse(&i),
             i.payload().len(),
+            i.verify_checksum(),
         );
-        let _ = i.verify_checksum();
         ok += 1;
     }
     ok
@@ -1118,10 +1119,11 @@ fn rejects_malformed_length_and_version_fields() {
         "requirement 4: `TcpPacket::new_checked(&tcp[..]).err()` (left) must equal `Some(WireError::Truncated)` (right)"
     );
     tcp[12] = 0x60;
+    let view = TcpPacket::new_checked(&tcp[..]).unwrap();
     assert_eq!(
-        TcpPacket::new_checked(&tcp[..]).unwrap().options().len(),
-        4,
-        "requirement 4: `TcpPacket::new_checked(&tcp[..]).unwrap().options().len()` (left) must equal `4` (right)"
+        TcpRepr::parse(&view).map(|r| r.options.len()),
+        Ok(4),
+        "requirement 4: the options of a 24-byte TCP header with data offset 6 (left) must be 4 bytes (right)"
     );
 }
 

@@ -84,11 +84,13 @@ use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, value_parser};
+
 /// Everything that can stop the program.
 #[derive(Debug)]
 enum PingError {
-    /// Bad command line (exit code 2).
-    Usage(String),
     /// `socket(SOCK_RAW)` was refused: not root and no CAP_NET_RAW (exit code 2).
     NeedCapNetRaw,
     /// A system call failed.
@@ -98,7 +100,6 @@ enum PingError {
 impl std::fmt::Display for PingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PingError::Usage(why) => write!(f, "{why}\n{USAGE}"),
             PingError::NeedCapNetRaw => write!(
                 f,
                 "raw sockets need CAP_NET_RAW: run as root, inside `unshare -rn` (then `ip link set lo up`), or `sudo setcap cap_net_raw+ep <this binary>`"
@@ -107,8 +108,6 @@ impl std::fmt::Display for PingError {
         }
     }
 }
-
-const USAGE: &str = "usage: ch7_raw_ping <ipv4> [-c count] [-i interval_s] [-W wait_s] [-s data_bytes]\n       ch7_raw_ping --udp <ipv4:port> [--sport port] <text>";
 
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_ECHO_REQUEST: u8 = 8;
@@ -205,6 +204,56 @@ fn send_udp(dst: SocketAddrV4, sport: u16, payload: &[u8]) -> Result<ExitCode, P
 // Command line
 // ---------------------------------------------------------------------------------------------
 
+/// The command line, as clap parses it; [`parse_command`] checks it into a [`Command`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_raw_ping",
+    about = "ping(8) on a raw ICMP socket; with --udp, one UDP datagram with a hand-built IPv4 \
+             header",
+    override_usage = "\
+        ch7_raw_ping <IPV4> [-c COUNT] [-i INTERVAL_S] [-W WAIT_S] [-s DATA_BYTES]\n       \
+        ch7_raw_ping --udp <IPV4:PORT> [--sport PORT] <TEXT>"
+)]
+struct Args {
+    /// The host to ping; with --udp, the text to send
+    #[arg(value_name = "IPV4 | TEXT")]
+    operand: String,
+    /// Echo requests to send
+    #[arg(
+        short = 'c',
+        value_name = "COUNT",
+        default_value_t = 4,
+        value_parser = value_parser!(u16).range(1..)
+    )]
+    count: u16,
+    /// Seconds between two requests
+    #[arg(short = 'i', value_name = "INTERVAL_S", default_value = "1", value_parser = seconds)]
+    interval: Duration,
+    /// Seconds to wait for the replies after the last request
+    #[arg(short = 'W', value_name = "WAIT_S", default_value = "1", value_parser = seconds)]
+    wait: Duration,
+    /// Bytes of data in each request
+    #[arg(
+        short = 's',
+        value_name = "DATA_BYTES",
+        default_value_t = 56,
+        value_parser = RangedU64ValueParser::<usize>::new().range(..=65_000)
+    )]
+    data_len: usize,
+    /// Instead of pinging, send one UDP datagram with a hand-built IPv4 header to this address
+    #[arg(long, value_name = "IPV4:PORT")]
+    udp: Option<SocketAddrV4>,
+    /// The datagram's source port
+    #[arg(long, value_name = "PORT", default_value_t = 40000, requires = "udp")]
+    sport: u16,
+}
+
+/// A number of seconds, fractions allowed: `0.2`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
 enum Command {
     Ping(PingOptions),
     Udp {
@@ -214,80 +263,54 @@ enum Command {
     },
 }
 
-fn parse_args(args: &[String]) -> Result<Command, PingError> {
-    fn value<'a>(
-        it: &mut impl Iterator<Item = &'a String>,
-        flag: &str,
-    ) -> Result<&'a String, PingError> {
-        it.next()
-            .ok_or_else(|| PingError::Usage(format!("{flag} needs a value")))
-    }
-    fn number<T: std::str::FromStr>(text: &str, flag: &str) -> Result<T, PingError> {
-        text.parse()
-            .map_err(|_| PingError::Usage(format!("bad value for {flag}: {text}")))
-    }
-    fn seconds(text: &str, flag: &str) -> Result<Duration, PingError> {
-        Duration::try_from_secs_f64(number(text, flag)?)
-            .map_err(|_| PingError::Usage(format!("bad duration for {flag}: {text}")))
-    }
-
-    let mut it = args.iter();
-    let (mut target, mut udp_dst, mut text) = (None, None, None);
-    let mut opts = (
-        4u16,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-        56usize,
-        40000u16,
-    );
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-c" => opts.0 = number(value(&mut it, "-c")?, "-c")?,
-            "-i" => opts.1 = seconds(value(&mut it, "-i")?, "-i")?,
-            "-W" => opts.2 = seconds(value(&mut it, "-W")?, "-W")?,
-            "-s" => opts.3 = number(value(&mut it, "-s")?, "-s")?,
-            "--sport" => opts.4 = number(value(&mut it, "--sport")?, "--sport")?,
-            "--udp" => udp_dst = Some(number::<SocketAddrV4>(value(&mut it, "--udp")?, "--udp")?),
-            flag if flag.starts_with('-') => {
-                return Err(PingError::Usage(format!("unknown option {flag}")));
-            }
-            _ if udp_dst.is_some() => text = Some(arg.clone()),
-            _ => target = Some(number::<Ipv4Addr>(arg, "the target")?),
+impl Args {
+    /// What to do: without `--udp` the operand must be an IPv4 address.
+    fn into_command(self) -> Result<Command, clap::Error> {
+        if let Some(dst) = self.udp {
+            return Ok(Command::Udp {
+                dst,
+                sport: self.sport,
+                payload: self.operand,
+            });
         }
+        let target = self.operand.parse().map_err(|e| {
+            let why = format!("invalid value '{}' for '<IPV4>': {e}", self.operand);
+            Args::command().error(ErrorKind::ValueValidation, why)
+        })?;
+        Ok(Command::Ping(PingOptions {
+            target,
+            count: self.count,
+            interval: self.interval,
+            wait: self.wait,
+            data_len: self.data_len,
+        }))
     }
-    if let Some(dst) = udp_dst {
-        let payload = text.ok_or_else(|| PingError::Usage("--udp needs a text to send".into()))?;
-        return Ok(Command::Udp {
-            dst,
-            sport: opts.4,
-            payload,
-        });
-    }
-    let target = target.ok_or_else(|| PingError::Usage("missing target".into()))?;
-    if opts.0 == 0 || opts.3 > 65_000 {
-        return Err(PingError::Usage(
-            "count must be at least 1, size at most 65000".into(),
-        ));
-    }
-    Ok(Command::Ping(PingOptions {
-        target,
-        count: opts.0,
-        interval: opts.1,
-        wait: opts.2,
-        data_len: opts.3,
-    }))
+}
+
+/// Parses the command line before any socket is opened. `--help` prints the usage (exit 0); a
+/// bad argument prints the error and the usage (exit 2): clap shows the usage after an unknown
+/// option but not after a bad value, and requirement 6 wants it every time.
+fn parse_command() -> Command {
+    Args::try_parse()
+        .and_then(Args::into_command)
+        .unwrap_or_else(|mut e| {
+            if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+                let usage = Args::command().render_usage();
+                e.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+            }
+            e.exit()
+        })
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse_args(&args).and_then(|command| match command {
+    let result = match parse_command() {
         Command::Ping(opts) => ping(&opts),
         Command::Udp {
             dst,
             sport,
             payload,
         } => send_udp(dst, sport, payload.as_bytes()),
-    });
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

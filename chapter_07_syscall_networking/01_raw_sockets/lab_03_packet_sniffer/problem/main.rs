@@ -93,6 +93,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use clap::Parser;
+
 /// Everything that can go wrong.
 #[derive(Debug)]
 pub enum SnifferError {
@@ -104,8 +106,6 @@ pub enum SnifferError {
     BadConfig(&'static str),
     /// A system call failed.
     Io(&'static str, io::Error),
-    /// Bad command line.
-    Usage(String),
 }
 
 impl fmt::Display for SnifferError {
@@ -120,10 +120,6 @@ impl fmt::Display for SnifferError {
             }
             SnifferError::BadConfig(why) => write!(f, "bad ring configuration: {why}"),
             SnifferError::Io(what, e) => write!(f, "{what}: {e}"),
-            SnifferError::Usage(why) => write!(
-                f,
-                "{why}\nusage: ch7_packet_sniffer [-i interface] [-c count] [--proto udp|tcp|icmp] [--port N]"
-            ),
         }
     }
 }
@@ -349,51 +345,26 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+/// The command line: `ch7_packet_sniffer [-i interface] [-c count] [--proto udp|tcp|icmp]
+/// [--port N]`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_packet_sniffer",
+    about = "Print the packets of an interface like tcpdump, read in place from a TPACKET_V3 ring"
+)]
 struct Options {
+    /// The interface to capture on
+    #[arg(short = 'i', value_name = "INTERFACE", default_value = "lo")]
     interface: String,
+    /// Stop after this many packets (default: at Ctrl-C)
+    #[arg(short = 'c', value_name = "COUNT")]
     count: Option<u64>,
+    /// Only this transport protocol
+    #[arg(long, value_parser = ["udp", "tcp", "icmp"])]
     proto: Option<String>,
+    /// Only packets from or to this port
+    #[arg(long, value_name = "N")]
     port: Option<u16>,
-}
-
-fn parse_args(args: &[String]) -> Result<Options, SnifferError> {
-    let mut opts = Options {
-        interface: "lo".into(),
-        count: None,
-        proto: None,
-        port: None,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| SnifferError::Usage(format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "-i" => opts.interface = value()?,
-            "-c" => {
-                opts.count = Some(
-                    value()?
-                        .parse()
-                        .map_err(|_| SnifferError::Usage("bad -c".into()))?,
-                )
-            }
-            "--port" => {
-                opts.port = Some(
-                    value()?
-                        .parse()
-                        .map_err(|_| SnifferError::Usage("bad --port".into()))?,
-                )
-            }
-            "--proto" => match value()?.as_str() {
-                p @ ("udp" | "tcp" | "icmp") => opts.proto = Some(p.to_string()),
-                p => return Err(SnifferError::Usage(format!("unknown protocol {p}"))),
-            },
-            other => return Err(SnifferError::Usage(format!("unknown argument {other}"))),
-        }
-    }
-    Ok(opts)
 }
 
 fn matches(opts: &Options, d: &Decoded<'_>) -> bool {
@@ -418,8 +389,10 @@ fn run(opts: &Options) -> Result<(), SnifferError> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse_args(&args).and_then(|opts| run(&opts)) {
+    // Before any socket: `--help` prints the usage (exit 0), a bad argument is a usage error
+    // (exit 2).
+    let opts = Options::parse();
+    match run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ch7_packet_sniffer: {e}");

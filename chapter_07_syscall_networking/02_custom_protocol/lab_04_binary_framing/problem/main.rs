@@ -85,6 +85,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use clap::{Parser, Subcommand};
 
 pub const MAGIC: u16 = 0xC74B;
 pub const VERSION: u8 = 1;
@@ -239,40 +240,73 @@ fn client(addr: &str, request: Frame) -> Result<Frame, Box<dyn std::error::Error
     todo!("Sends one request and reads its answer")
 }
 
+/// The command line: serve with `--addr`, or send one request with `client`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_binary_framing",
+    about = "A key-value store over a binary protocol: the server, or a client for one request",
+    override_usage = "\
+        ch7_binary_framing --addr <HOST:PORT>\n       \
+        ch7_binary_framing client <HOST:PORT> (get <KEY> | put <KEY> <VALUE> | delete <KEY>)",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
+struct Args {
+    /// Serve the store on this address (port 0: the kernel picks one; the address is printed)
+    #[arg(long, value_name = "HOST:PORT", required = true)]
+    addr: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send one request to a server and print its answer
+    Client {
+        /// The server's address
+        #[arg(value_name = "HOST:PORT")]
+        addr: String,
+        #[command(subcommand)]
+        request: Request,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Request {
+    /// Print the value stored under KEY, or (not found)
+    Get { key: String },
+    /// Store VALUE under KEY; prints OK
+    Put { key: String, value: String },
+    /// Remove KEY; prints OK, or (not found)
+    Delete { key: String },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let request = |msg_type, payload| Frame {
+    // `--help` prints the usage (exit 0); a bad argument is a usage error (exit 2).
+    let args = Args::parse();
+    let frame = |msg_type, payload| Frame {
         msg_type,
         flags: 0,
         request_id: 1,
         payload,
     };
-    let result = match args.as_slice() {
-        ["--addr", addr] => serve(addr).map_err(Into::into).map(|()| None),
-        ["client", addr, "get", key] => client(
-            addr,
-            request(MessageType::Get, Bytes::copy_from_slice(key.as_bytes())),
-        )
-        .map(Some),
-        ["client", addr, "delete", key] => client(
-            addr,
-            request(MessageType::Delete, Bytes::copy_from_slice(key.as_bytes())),
-        )
-        .map(Some),
-        ["client", addr, "put", key, value] => client(
-            addr,
-            request(
-                MessageType::Put,
-                put_payload(key.as_bytes(), value.as_bytes()),
-            ),
-        )
-        .map(Some),
-        _ => {
-            eprintln!(
-                "usage: ch7_binary_framing --addr <addr> | client <addr> (get <key> | put <key> <value> | delete <key>)"
-            );
-            return ExitCode::from(2);
+    let result = match args.command {
+        Some(Command::Client { addr, request }) => {
+            let request = match request {
+                Request::Get { key } => frame(MessageType::Get, Bytes::from(key)),
+                Request::Delete { key } => frame(MessageType::Delete, Bytes::from(key)),
+                Request::Put { key, value } => frame(
+                    MessageType::Put,
+                    put_payload(key.as_bytes(), value.as_bytes()),
+                ),
+            };
+            client(&addr, request).map(Some)
+        }
+        None => {
+            let addr = args
+                .addr
+                .expect("clap requires --addr without a subcommand");
+            serve(&addr).map_err(Into::into).map(|()| None)
         }
     };
     match result {

@@ -18,6 +18,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use clap::Parser;
 use prost::Message;
 
 #[path = "../generated/order_capnp.rs"]
@@ -333,7 +334,17 @@ pub fn fb_peek(buf: &[u8]) -> Result<Peek, SerError> {
 type Encode = fn(&Order) -> Vec<u8>;
 type Decode = fn(&[u8]) -> Result<Order, SerError>;
 
+/// The command line: no options; `--help` says what the program shows.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_serialization",
+    about = "Encode one order in Protocol Buffers, Cap'n Proto and FlatBuffers, and decode it back"
+)]
+struct Args {}
+
 fn main() -> ExitCode {
+    // `--help` prints the usage (exit 0); any argument is a usage error (exit 2).
+    let Args {} = Args::parse();
     let order = sample_order(20);
     println!(
         "order {} with {} items, total {} cents",

@@ -39,6 +39,8 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
+use clap::Parser;
+
 // ---------------------------------------------------------------------------------------------
 // 1. A waker by hand.
 
@@ -430,7 +432,18 @@ pub async fn yield_now() {
     .await
 }
 
+/// The command line: no options; `--help` says what the program shows.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_executor",
+    about = "A hand-made executor: 100,000 tasks on one thread, then block_on woken from another \
+             thread"
+)]
+struct Args {}
+
 fn main() {
+    // `--help` prints the usage (exit 0); any argument is a usage error (exit 2).
+    let Args {} = Args::parse();
     // A small demonstration: 100,000 tasks that each yield twice, then a sum of their outputs.
     const TASKS: u64 = 100_000;
     let executor = Executor::new();

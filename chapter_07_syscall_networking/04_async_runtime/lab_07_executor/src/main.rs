@@ -1,9 +1,10 @@
 //! ## Goal
-//! Build, without any crate, the part of an async runtime that has nothing to do with I/O: a
-//! `Waker` made by hand from a `RawWakerVTable` whose four functions keep an `Arc`'s reference
-//! count exact; `block_on`, which runs one future and parks the thread while it is pending; and a
-//! single-threaded executor with `spawn`, a `JoinHandle` you can `.await`, deduplicated
-//! scheduling, and panics reported instead of propagated. Lab 8 puts a reactor under it.
+//! Build, with the standard library alone (clap only reads the demo's command line), the part of an
+//! async runtime that has nothing to do with I/O: a `Waker` made by hand from a `RawWakerVTable`
+//! whose four functions keep an `Arc`'s reference count exact; `block_on`, which runs one future
+//! and parks the thread while it is pending; and a single-threaded executor with `spawn`, a
+//! `JoinHandle` you can `.await`, deduplicated scheduling, and panics reported instead of
+//! propagated. Lab 8 puts a reactor under it.
 //!
 //! ## Requirements
 //! 1. `waker(arc)` returns a `Waker` built on `RawWaker::new(Arc::into_raw(arc), &VTABLE)`:
@@ -90,6 +91,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+
+use clap::Parser;
 
 // ---------------------------------------------------------------------------------------------
 // 1. A waker by hand.
@@ -237,6 +240,20 @@ pub async fn yield_now() {
     .await
 }
 
+/// The command line: no options; `--help` says what the program shows. Ready to use:
+/// `let Args {} = Args::parse();` first thing in main (clap exits 2 on any argument).
+#[derive(Debug, Parser)]
+#[command(
+    name = "ch7_executor",
+    about = "A hand-made executor: 100,000 tasks on one thread, then block_on woken from another \
+             thread"
+)]
+#[allow(dead_code)] // main() parses it: Args::parse()
+struct Args {}
+
 fn main() {
-    todo!("spawn 100,000 tasks on an Executor, sum their outputs, print the time it took")
+    todo!(
+        "Args::parse(), spawn 100,000 tasks on an Executor, sum their outputs, print the time \
+         it took"
+    )
 }

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
@@ -26,30 +25,14 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// Runs `test` on its own thread (the executor lives there) and fails if it does not finish
 /// in time: a lost wake-up shows as an executor asleep forever.
 fn within_deadline<T: Send + 'static>(what: &str, test: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(test());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: not finished after {DEADLINE:?}: a wake-up was lost (or it spins)")
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the test thread panicked"),
-    }
+    wait::on_a_thread_within(DEADLINE, what, test)
 }
 
 /// Waits (at most a second) until thread `tid` of this process sleeps in the kernel: a wake
 /// sent then must unpark it, not race with its last poll.
 fn until_asleep(tid: libc::pid_t) {
     wait::until(Duration::from_secs(1), || {
-        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit_once(") ")
-                    .map(|(_, rest)| rest.starts_with('S'))
-            })
-            .unwrap_or(true)
+        labkit::sys::thread_state(tid).is_none_or(|state| state == 'S')
     });
 }
 
@@ -205,29 +188,11 @@ fn wakes_from_other_threads_lose_nothing() {
     };
 }
 
-/// CPU time the calling thread has used so far.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the exclusive reference.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    {
-        let (seen, wanted) = (rc, 0);
-        assert!(
-            seen == wanted,
-            "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed: saw {seen:?}, wanted {wanted:?}"
-        );
-    };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 #[test]
 fn waits_without_spinning_for_a_wake_from_another_thread() {
     const WAIT: Duration = Duration::from_secs(1);
     let (polls, cpu) = within_deadline("one task woken from a thread", || {
-        let cpu_before = thread_cpu_time();
+        let cpu_before = labkit::sys::thread_cpu_time();
         let ex = Executor::new();
         let signal = Signal::default();
         let polls = Rc::new(Cell::new(0));
@@ -246,7 +211,7 @@ fn waits_without_spinning_for_a_wake_from_another_thread() {
         });
         ex.block_on(handle).unwrap();
         setter.join().unwrap();
-        (polls.get(), thread_cpu_time() - cpu_before)
+        (polls.get(), labkit::sys::thread_cpu_time() - cpu_before)
     });
     {
         let (seen, wanted) = (polls, 2);

@@ -68,28 +68,23 @@ fn start_tokio() -> SocketAddr {
     rx.recv().expect("tokio server address")
 }
 
-/// The same loop as `lab::echo`, with the same 8 KiB buffer.
+/// The same loop as `lab::echo`, line for line, with the same 8 KiB buffer.
 async fn echo(mut stream: TcpStream) {
     let mut buf = vec![0u8; 8 * 1024];
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
+        let n = match stream.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(_) => return, // a reset: nothing to answer
+        };
+        if stream.write_all(&buf[..n]).await.is_err() {
+            return;
         }
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let limit = lab::raise_fd_limit().expect("raise the open-file limit");
+    let limit = ch7_support::raise_fd_limit().expect("raise the open-file limit");
     assert!(
         limit >= 10_100,
         "the benchmark needs 10,100 open files, the hard limit is {limit}"
@@ -128,4 +123,9 @@ fn main() {
             ours / theirs
         );
     }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }

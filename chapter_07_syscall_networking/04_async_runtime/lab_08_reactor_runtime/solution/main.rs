@@ -1,4 +1,4 @@
-//! A reactor runtime: lab 7's executor plus lab 6's epoll, timers, and async TCP sockets, in
+//! A reactor runtime: lab 7's executor plus an epoll reactor, timers, and async TCP sockets, in
 //! one file. `ch7_reactor_runtime [--addr HOST:PORT]` is an echo server written with `async fn`
 //! on top of it, the way one writes it with tokio.
 //!
@@ -18,6 +18,11 @@
 //! [`Sleep`] removes its entry. An **eventfd** is registered too: a waker called from another
 //! thread while the loop sleeps in `epoll_wait` writes to it, and the kernel wakes the loop.
 //!
+//! What this lab does not teach comes from the chapter's support crate, `ch7_support`: lab 6's
+//! epoll wrapper (`Epoll`, `Events`, `Interest`, `Token`, `Trigger`) and socket calls
+//! (`net::listen`, `net::accept`), lab 7's join handle (`task::joinable`), and the command-line
+//! conventions (`cli::parse_args`).
+//!
 //! How tokio differs: it keeps per-socket readiness bits (so it can skip a `read` that would
 //! say `EAGAIN`), a hierarchical timer wheel (O(1) insert), a slab of `ScheduledIo` reused
 //! with generation counters, a budget per task, and it can run the same loop on many threads.
@@ -25,11 +30,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::future::Future;
+use std::fs::File;
+use std::future::{Future, poll_fn};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::pin::{Pin, pin};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -38,286 +43,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use ch7_support::task::{JoinHandle, TaskFuture, joinable};
+use ch7_support::{Epoll, Events, Interest, Token, Trigger, cli, net, raise_fd_limit};
 use clap::Parser;
 
 /// Address used when `--addr` is not given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7000";
 /// The listen backlog (std, mio and tokio's `bind` use 128).
-pub const BACKLOG: libc::c_int = 1024;
+pub const BACKLOG: i32 = 1024;
 
 const USAGE: &str = "usage: ch7_reactor_runtime [--addr HOST:PORT]";
 
 // =============================================================================================
-// Part 1 (from lab 6): epoll through FFI, edge-triggered, with tokens.
-
-/// `struct epoll_event`: packed on x86_64 only (12 bytes), 16 bytes elsewhere.
-#[repr(C)]
-#[cfg_attr(target_arch = "x86_64", repr(packed))]
-#[derive(Clone, Copy)]
-struct EpollEvent {
-    events: u32,
-    data: u64,
-}
-
-const EPOLL_CLOEXEC: libc::c_int = 0o2_000_000;
-const EPOLL_CTL_ADD: libc::c_int = 1;
-const EPOLLIN: u32 = 0x001;
-const EPOLLOUT: u32 = 0x004;
-const EPOLLERR: u32 = 0x008;
-const EPOLLHUP: u32 = 0x010;
-const EPOLLRDHUP: u32 = 0x2000;
-const EPOLLET: u32 = 1 << 31;
-
-/// How sockets are registered: once, for their whole life, both directions, edge-triggered.
-const SOCKET_EVENTS: u32 = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-/// How the eventfd is registered: readable only (it is always writable: an edge-triggered
-/// EPOLLOUT would report every read of it), level-triggered (it is drained at each event).
-const WAKER_EVENTS: u32 = EPOLLIN;
-
-unsafe extern "C" {
-    fn epoll_create1(flags: libc::c_int) -> libc::c_int;
-    fn epoll_ctl(
-        epfd: libc::c_int,
-        op: libc::c_int,
-        fd: libc::c_int,
-        event: *mut EpollEvent,
-    ) -> libc::c_int;
-    fn epoll_wait(
-        epfd: libc::c_int,
-        events: *mut EpollEvent,
-        maxevents: libc::c_int,
-        timeout: libc::c_int,
-    ) -> libc::c_int;
-}
-
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// An owned epoll instance, with exactly what the reactor needs.
-struct Epoll {
-    fd: OwnedFd,
-}
-
-/// One ready fd: the token it was registered with and its flags.
-#[derive(Debug, Clone, Copy)]
-struct Event {
-    token: u64,
-    flags: u32,
-}
-
-impl Event {
-    fn readable(&self) -> bool {
-        self.flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0
-    }
-
-    fn writable(&self) -> bool {
-        self.flags & (EPOLLOUT | EPOLLHUP | EPOLLERR) != 0
-    }
-}
-
-impl Epoll {
-    fn new() -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 takes an int.
-        let fd = cvt(unsafe { epoll_create1(EPOLL_CLOEXEC) })?;
-        // SAFETY: the fd is fresh and owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Epoll { fd })
-    }
-
-    /// Registers `fd` for the event flags `events` (a sum of `EPOLL*` constants).
-    fn add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
-        let mut event = EpollEvent {
-            events,
-            data: token,
-        };
-        // SAFETY: the kernel copies the event during the call; a bad fd is an error.
-        cvt(unsafe { epoll_ctl(self.fd.as_raw_fd(), EPOLL_CTL_ADD, fd, &mut event) })?;
-        Ok(())
-    }
-
-    /// Waits at most `timeout` (rounded up to a millisecond; `None`: forever) and appends the
-    /// events to `out`.
-    fn wait(&self, out: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        let mut raw = [EpollEvent { events: 0, data: 0 }; 256];
-        let timeout_ms = match timeout {
-            None => -1,
-            Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
-        };
-        // SAFETY: the kernel writes at most `raw.len()` events into the array.
-        let n = unsafe {
-            epoll_wait(
-                self.fd.as_raw_fd(),
-                raw.as_mut_ptr(),
-                raw.len() as libc::c_int,
-                timeout_ms,
-            )
-        };
-        match cvt(n) {
-            Ok(n) => {
-                out.extend(raw[..n as usize].iter().map(|e| {
-                    let (flags, token) = (e.events, e.data); // copies: the struct is packed
-                    Event { token, flags }
-                }));
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-// Sockets through libc: non-blocking and close-on-exec from birth, backlog 1,024.
-
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain integers: all-zero is valid.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
-            let sin = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: as above.
-            let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_scope_id = a.scope_id();
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
-}
-
-/// `socket` + `SO_REUSEADDR` + `bind` + `listen(BACKLOG)`, non-blocking.
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket() takes integers.
-    let fd = cvt(unsafe { libc::socket(domain, kind, 0) })?;
-    // SAFETY: fresh fd, owned by nobody else.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt reads one c_int from a live local.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&raw const one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a sockaddr of `len` bytes.
-    cvt(unsafe { libc::bind(fd, (&raw const storage).cast(), len) })?;
-    // SAFETY: integers only.
-    cvt(unsafe { libc::listen(fd, BACKLOG) })?;
-    Ok(TcpListener::from(socket))
-}
-
-/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one syscall, no `fcntl` after it.
-fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
-    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: null address pointers: we do not ask for the peer's address.
-    let fd = cvt(unsafe {
-        libc::accept4(
-            listener.as_raw_fd(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            flags,
-        )
-    })?;
-    // SAFETY: fresh connected socket, owned by nobody else.
-    Ok(TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) }))
-}
-
-/// Raises the soft limit on open files to the hard limit; returns the new soft limit.
-pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the exclusive reference.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: setrlimit reads one valid rlimit; soft up to hard is always allowed.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })?;
-    Ok(limit.rlim_cur)
-}
-
-// =============================================================================================
-// Part 2 (from lab 7): tasks, join handles, and the run queue that wakers fill.
-
-/// Why a task gave no output: it panicked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinError {
-    message: String,
-}
-
-impl JoinError {
-    fn from_panic(payload: Box<dyn std::any::Any + Send>) -> JoinError {
-        let message = match payload.downcast::<String>() {
-            Ok(message) => *message,
-            Err(payload) => match payload.downcast::<&'static str>() {
-                Ok(message) => message.to_string(),
-                Err(_) => "a panic with a non-string payload".to_string(),
-            },
-        };
-        JoinError { message }
-    }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task panicked: {}", self.message)
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-struct JoinState<T> {
-    output: Option<Result<T, JoinError>>,
-    waiter: Option<Waker>,
-}
-
-/// Awaits a spawned task's output (`Err` if it panicked); dropping it detaches the task.
-pub struct JoinHandle<T> {
-    state: Rc<RefCell<JoinState<T>>>,
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = Result<T, JoinError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.state.borrow_mut();
-        match state.output.take() {
-            Some(output) => Poll::Ready(output),
-            None => {
-                set_waker(&mut state.waiter, cx.waker());
-                Poll::Pending
-            }
-        }
-    }
-}
+// Part 1: the executor: tasks, and the run queue that wakers fill (lab 7's, with std's `Wake`).
 
 /// Stores `waker` in `slot` unless the one there already wakes the same task.
 fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
@@ -339,8 +77,9 @@ struct RunQueue {
 struct Shared {
     queue: Mutex<RunQueue>,
     /// Written by a wake while the loop is parked: it is registered in epoll, so the write
-    /// ends `epoll_wait`. A counter, drained with one read.
-    eventfd: OwnedFd,
+    /// ends `epoll_wait`. A counter, drained with one read. A `File`, so its 8-byte reads and
+    /// writes go through std (mio's eventfd waker does the same).
+    eventfd: File,
 }
 
 impl Shared {
@@ -359,10 +98,9 @@ impl Shared {
         // `parked` when it wakes up, so one write per sleep is enough.
         if std::mem::take(&mut queue.parked) {
             drop(queue);
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to the eventfd we own. It cannot fail
-            // short of an overflow of the 64-bit counter, which would still leave it readable.
-            unsafe { libc::write(self.eventfd.as_raw_fd(), (&raw const one).cast(), 8) };
+            // Adds 1 to the counter. It cannot fail short of an overflow of the 64-bit counter,
+            // which would still leave it readable.
+            let _ = (&self.eventfd).write(&1u64.to_ne_bytes());
         }
     }
 }
@@ -401,16 +139,19 @@ impl Wake for MainWaker {
 }
 
 struct Task {
-    future: Pin<Box<dyn Future<Output = ()>>>,
+    /// The spawned future, wrapped by `joinable`: it fills the `JoinHandle` when it is done.
+    future: TaskFuture,
     wake: Arc<TaskWaker>,
     waker: Waker,
 }
 
 // =============================================================================================
-// Part 3: the reactor: sockets, timers, and the eventfd, all answered by one epoll_wait.
+// Part 2: the reactor: sockets, timers, and the eventfd, all answered by one epoll_wait.
 
 /// Token of the eventfd in epoll; sockets use their slot index.
-const WAKE_TOKEN: u64 = u64::MAX;
+const WAKE_TOKEN: Token = Token(usize::MAX);
+/// Events one `epoll_wait` returns at most (more wait for the next round).
+const EVENTS_PER_WAIT: usize = 256;
 
 /// What a registered socket's waiting tasks left behind.
 #[derive(Default)]
@@ -426,6 +167,7 @@ enum Direction {
     Write,
 }
 
+/// Everything the loop waits for, answered by one `epoll_wait`: sockets, timers, the eventfd.
 pub struct Reactor {
     epoll: Epoll,
     /// Slots indexed by token; freed slots are reused (`free`).
@@ -434,25 +176,27 @@ pub struct Reactor {
     /// (deadline, id) -> waker: ordered, so the first entry is the next deadline.
     timers: RefCell<BTreeMap<(Instant, u64), Waker>>,
     next_timer: Cell<u64>,
-    events: RefCell<Vec<Event>>,
+    events: RefCell<Events>,
 }
 
 impl Reactor {
-    fn new(eventfd: RawFd) -> io::Result<Reactor> {
+    fn new(eventfd: &File) -> io::Result<Reactor> {
         let epoll = Epoll::new()?;
-        epoll.add(eventfd, WAKE_TOKEN, WAKER_EVENTS)?;
+        // Readable only (an eventfd is always writable: EPOLLOUT would report every read of
+        // it), level-triggered (it is drained at each event).
+        epoll.add(eventfd, WAKE_TOKEN, Interest::READABLE, Trigger::Level)?;
         Ok(Reactor {
             epoll,
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
             timers: RefCell::new(BTreeMap::new()),
             next_timer: Cell::new(0),
-            events: RefCell::new(Vec::with_capacity(256)),
+            events: RefCell::new(Events::with_capacity(EVENTS_PER_WAIT)),
         })
     }
 
     /// Registers a socket, once, both directions, edge-triggered; returns its token.
-    fn register(&self, fd: RawFd) -> io::Result<usize> {
+    fn register(&self, fd: &impl AsRawFd) -> io::Result<usize> {
         let mut slots = self.slots.borrow_mut();
         let token = match self.free.borrow_mut().pop() {
             Some(token) => token,
@@ -461,7 +205,8 @@ impl Reactor {
                 slots.len() - 1
             }
         };
-        if let Err(e) = self.epoll.add(fd, token as u64, SOCKET_EVENTS) {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.epoll.add(fd, Token(token), interest, Trigger::Edge) {
             self.free.borrow_mut().push(token);
             return Err(e);
         }
@@ -537,24 +282,26 @@ impl Reactor {
     /// One `epoll_wait`; every event becomes the wake of the tasks waiting on that socket.
     fn poll(&self, timeout: Option<Duration>, shared: &Shared) -> io::Result<()> {
         let mut events = self.events.borrow_mut();
-        events.clear();
         self.epoll.wait(&mut events, timeout)?;
         // Awake again: from now on the wakes below (on this thread) and those of other threads
         // only queue their task; none needs the eventfd.
         shared.lock().parked = false;
         for event in events.iter() {
-            if event.token == WAKE_TOKEN {
-                let mut counter = 0u64;
-                // SAFETY: reads 8 bytes into a live u64; the eventfd is non-blocking.
-                unsafe { libc::read(shared.eventfd.as_raw_fd(), (&raw mut counter).cast(), 8) };
+            if event.token() == WAKE_TOKEN {
+                // One read resets the counter, however many writes it adds up.
+                let _ = (&shared.eventfd).read(&mut [0; 8]);
                 continue;
             }
+            // A FIN wakes the reader (its read returns 0); a hang-up or an error wakes both
+            // sides, whose next syscall reports it.
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let writable = event.is_writable() || event.is_write_closed() || event.is_error();
             // Take the wakers out: a waker is used once, the task leaves a new one if it has
             // to wait again. The slot may be gone (closed earlier in this batch).
-            let (reader, writer) = match self.slots.borrow_mut().get_mut(event.token as usize) {
+            let (reader, writer) = match self.slots.borrow_mut().get_mut(event.token().0) {
                 Some(Some(slot)) => (
-                    event.readable().then(|| slot.reader.take()).flatten(),
-                    event.writable().then(|| slot.writer.take()).flatten(),
+                    readable.then(|| slot.reader.take()).flatten(),
+                    writable.then(|| slot.writer.take()).flatten(),
                 ),
                 _ => (None, None),
             };
@@ -570,7 +317,7 @@ impl Reactor {
 }
 
 // =============================================================================================
-// Part 4: the runtime: the loop that ties the executor and the reactor together.
+// Part 3: the runtime: the loop that ties the executor and the reactor together.
 
 struct Core {
     tasks: RefCell<HashMap<u64, Task>>,
@@ -610,29 +357,7 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let state = Rc::new(RefCell::new(JoinState {
-            output: None,
-            waiter: None,
-        }));
-        let handle = JoinHandle {
-            state: state.clone(),
-        };
-        let mut future = Box::pin(future);
-        let task = async move {
-            let output = std::future::poll_fn(|cx| {
-                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-                    Err(panic) => Poll::Ready(Err(JoinError::from_panic(panic))),
-                }
-            })
-            .await;
-            let mut state = state.borrow_mut();
-            state.output = Some(output);
-            if let Some(waiter) = state.waiter.take() {
-                waiter.wake();
-            }
-        };
+        let (future, handle) = joinable(future);
         let id = self.next_task.get();
         self.next_task.set(id + 1);
         let wake = Arc::new(TaskWaker {
@@ -644,7 +369,7 @@ impl Core {
         self.tasks.borrow_mut().insert(
             id,
             Task {
-                future: Box::pin(task),
+                future,
                 wake,
                 waker: waker.clone(),
             },
@@ -675,11 +400,14 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new() -> io::Result<Runtime> {
-        // SAFETY: eventfd takes integers.
-        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
-        // SAFETY: fresh fd, owned by nobody else.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let reactor = Reactor::new(eventfd.as_raw_fd())?;
+        // SAFETY: eventfd takes integers and touches no memory of ours.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+        let eventfd = unsafe { File::from_raw_fd(fd) };
+        let reactor = Reactor::new(&eventfd)?;
         Ok(Runtime {
             core: Rc::new(Core {
                 tasks: RefCell::new(HashMap::new()),
@@ -770,7 +498,7 @@ where
 }
 
 // =============================================================================================
-// Part 5: the futures the reactor serves: Sleep, AsyncTcpListener, AsyncTcpStream.
+// Part 4: the futures the reactor serves: Sleep, AsyncTcpListener, AsyncTcpStream.
 
 /// Completes once `duration` has passed since `sleep` was called.
 pub fn sleep(duration: Duration) -> Sleep {
@@ -855,8 +583,8 @@ pub struct AsyncTcpListener {
 impl AsyncTcpListener {
     /// Binds with a backlog of [`BACKLOG`] and registers with the current runtime.
     pub fn bind(addr: SocketAddr) -> io::Result<AsyncTcpListener> {
-        let listener = listen(addr)?;
-        let token = with_core(|core| core.reactor.register(listener.as_raw_fd()))?;
+        let listener = net::listen(addr, BACKLOG)?;
+        let token = with_core(|core| core.reactor.register(&listener))?;
         Ok(AsyncTcpListener { listener, token })
     }
 
@@ -864,11 +592,12 @@ impl AsyncTcpListener {
         self.listener.local_addr()
     }
 
-    /// The next connection, registered with the reactor. (`peer_addr` on the stream tells
-    /// who it is: one more syscall, paid only by who asks.)
+    /// The next connection, registered with the reactor (`peer_addr` says who it is).
     pub async fn accept(&self) -> io::Result<AsyncTcpStream> {
-        let stream = std::future::poll_fn(|cx| {
-            poll_io(self.token, Direction::Read, cx, || accept(&self.listener))
+        let (stream, _peer) = poll_fn(|cx| {
+            poll_io(self.token, Direction::Read, cx, || {
+                net::accept(&self.listener)
+            })
         })
         .await?;
         AsyncTcpStream::new(stream)
@@ -891,21 +620,18 @@ pub struct AsyncTcpStream {
 
 impl AsyncTcpStream {
     fn new(stream: TcpStream) -> io::Result<AsyncTcpStream> {
-        let token = with_core(|core| core.reactor.register(stream.as_raw_fd()))?;
+        let token = with_core(|core| core.reactor.register(&stream))?;
         Ok(AsyncTcpStream { stream, token })
     }
 
     /// Reads what is there (at least one byte), or 0 at end of file.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| {
-            poll_io(self.token, Direction::Read, cx, || (&self.stream).read(buf))
-        })
-        .await
+        poll_fn(|cx| poll_io(self.token, Direction::Read, cx, || (&self.stream).read(buf))).await
     }
 
     /// Writes what the socket takes now (at least one byte).
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| {
+        poll_fn(|cx| {
             poll_io(self.token, Direction::Write, cx, || {
                 (&self.stream).write(buf)
             })
@@ -953,34 +679,17 @@ impl fmt::Display for ServerError {
     }
 }
 
-/// The command line: `ch7_reactor_runtime [--addr HOST:PORT]`.
+/// The command line: `ch7_reactor_runtime [--addr HOST:PORT]`, parsed by `cli::parse_args`
+/// (a bad argument is one line on stderr and exit code 2).
 #[derive(Debug, Parser)]
 #[command(
     name = "ch7_reactor_runtime",
     about = "An echo server on a hand-made reactor runtime: epoll, timers, async sockets"
 )]
 pub struct Args {
-    /// Where to listen (port 0: the kernel picks a free one; print the bound address)
+    /// The address to serve on; with port 0 the kernel picks one, and the server prints it
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
-}
-
-/// Parses the command line. `--help` prints the usage on stdout (exit 0); a bad argument is one
-/// line on stderr (exit 2), shorter than clap's own message.
-pub fn parse_args() -> Result<Args, ExitCode> {
-    Args::try_parse().map_err(|e| {
-        if !e.use_stderr() {
-            let _ = e.print(); // --help
-            return ExitCode::SUCCESS;
-        }
-        let message = e.to_string();
-        let why = message.lines().next().unwrap_or_default();
-        eprintln!(
-            "ch7_reactor_runtime: {}; {USAGE}",
-            why.trim_start_matches("error: ")
-        );
-        ExitCode::from(2)
-    })
 }
 
 /// Accepts connections forever, one task each.
@@ -1037,11 +746,11 @@ fn run(addr: SocketAddr) -> Result<(), ServerError> {
 }
 
 fn main() -> ExitCode {
-    let addr = match parse_args() {
-        Ok(args) => args.addr,
+    let args: Args = match cli::parse_args(USAGE) {
+        Ok(args) => args,
         Err(code) => return code,
     };
-    match run(addr) {
+    match run(args.addr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ch7_reactor_runtime: {e}");

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,39 +23,7 @@ const DEADLINE: Duration = Duration::from_secs(25);
 
 /// Runs `test` on a thread of its own and fails if it has not finished by [`DEADLINE`].
 fn within_deadline<T: Send + 'static>(what: &str, test: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(test());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: not finished after {DEADLINE:?}: a wake-up was lost")
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the test thread panicked"),
-    }
-}
-
-/// CPU time used so far by the calling thread.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the exclusive reference.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Voluntary context switches of the calling thread so far: each time it slept in the kernel.
-fn voluntary_switches() -> u64 {
-    // SAFETY: all-zero is a valid rusage; getrusage writes one into the exclusive reference.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
-    usage.ru_nvcsw as u64
+    labkit::wait::on_a_thread_within(DEADLINE, what, test)
 }
 
 /// Counts the polls of the future it wraps.
@@ -155,7 +122,7 @@ fn ten_thousand_sleeping_tasks_wake_in_deadline_order() {
 fn sleep_waits_in_epoll_without_spinning() {
     let (cpu, short_sleeps_ok) = within_deadline("sleep", || {
         let runtime = Runtime::new().expect("runtime");
-        let cpu_before = thread_cpu_time();
+        let cpu_before = labkit::sys::thread_cpu_time();
         let slept = runtime.block_on(async {
             let started = Instant::now();
             lab::sleep(Duration::from_millis(800)).await;
@@ -165,7 +132,7 @@ fn sleep_waits_in_epoll_without_spinning() {
             slept >= Duration::from_millis(800),
             "requirement 1: an 800 ms sleep woke after {slept:?}; wanted never before its deadline"
         );
-        let cpu = thread_cpu_time() - cpu_before;
+        let cpu = labkit::sys::thread_cpu_time() - cpu_before;
         // Sub-millisecond sleeps: not early either (a timeout rounded down to 0 ms spins).
         let short_sleeps_ok = runtime.block_on(async {
             let mut ok = true;
@@ -196,7 +163,7 @@ fn sub_millisecond_sleeps_sleep_in_epoll_wait() {
     let (switches, early) = within_deadline("300 µs sleeps", || {
         let runtime = Runtime::new().expect("runtime");
         runtime.block_on(async {
-            let before = voluntary_switches();
+            let before = labkit::sys::thread_voluntary_switches();
             let mut early = 0;
             for _ in 0..SLEEPS {
                 let started = Instant::now();
@@ -205,7 +172,7 @@ fn sub_millisecond_sleeps_sleep_in_epoll_wait() {
                     early += 1;
                 }
             }
-            (voluntary_switches() - before, early)
+            (labkit::sys::thread_voluntary_switches() - before, early)
         })
     });
     assert!(
@@ -325,10 +292,10 @@ fn a_task_blocked_on_a_socket_wakes_exactly_when_data_arrives() {
                 (stream, written)
             });
             let stream = listener.accept().await.expect("accept");
-            let cpu_before = thread_cpu_time();
+            let cpu_before = labkit::sys::thread_cpu_time();
             let mut buf = vec![0; 4096];
             let (n, polls, woke) = count_polls(stream.read(&mut buf)).await;
-            let cpu = thread_cpu_time() - cpu_before;
+            let cpu = labkit::sys::thread_cpu_time() - cpu_before;
             let n = n.expect("read");
             let (_peer_stream, written) = peer.join().unwrap();
             assert!(
