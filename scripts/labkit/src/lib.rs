@@ -12,6 +12,8 @@
 //! - [`strace`]: run a program under strace and read its system calls;
 //! - [`echo`]: the grader shared by every echo server (chapters 2 and 7), and [`load_client`],
 //!   the many-connection client those labs run in a process of their own;
+//! - [`lossy_relay`]: a UDP relay on loopback that loses, duplicates, reorders and delays
+//!   datagrams from a seeded generator, with counters (chapter 7's reliability layer over UDP);
 //! - [`upstream`]: recording HTTP upstreams and a raw client for proxies and load balancers;
 //! - [`signal`]: a one-shot future set from any thread, for graders of hand-built executors;
 //! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers;
@@ -30,6 +32,7 @@ pub mod http_suite;
 #[cfg(feature = "redis")]
 pub mod keyspace;
 pub mod load_client;
+pub mod lossy_relay;
 pub mod net;
 pub mod netns;
 #[cfg(feature = "notes")]
