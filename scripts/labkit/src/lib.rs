@@ -16,6 +16,7 @@
 //!   datagrams from a seeded generator, with counters (chapter 7's reliability layer over UDP);
 //! - [`upstream`]: recording HTTP upstreams and a raw client for proxies and load balancers;
 //! - [`signal`]: a one-shot future set from any thread, for graders of hand-built executors;
+//! - `rivals` (feature `wait`): the tokio echo servers the echo benchmarks compare against;
 //! - `http_suite` (feature `http`): the grader shared by chapter 3's two HTTP servers;
 //! - [`wait`]: polling a condition with a deadline instead of a fixed sleep (async versions
 //!   with feature `wait`);
@@ -40,6 +41,8 @@ pub mod notes;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod process;
+#[cfg(feature = "wait")]
+pub mod rivals;
 pub mod services;
 pub mod signal;
 pub mod strace;

@@ -17,9 +17,6 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::thread;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
 use labkit::load_client::rate;
 
 labkit::lab_mod!(lab);
@@ -44,74 +41,6 @@ const SERVERS: [Server; 3] = [
     Server::TokioCurrentThread,
 ];
 
-struct Tokio {
-    multi: tokio::runtime::Runtime,
-    current: tokio::runtime::Handle,
-}
-
-impl Tokio {
-    fn new() -> Tokio {
-        let multi = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio multi-thread runtime");
-        // A current_thread runtime runs its tasks and drives its I/O only inside
-        // `Runtime::block_on`: one thread owns it and blocks there forever.
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let current = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio current-thread runtime");
-            tx.send(current.handle().clone()).unwrap();
-            current.block_on(std::future::pending::<()>());
-        });
-        let current = rx.recv().expect("current-thread runtime handle");
-        Tokio { multi, current }
-    }
-
-    /// A tokio echo server as a tokio user writes it, with a backlog of 1,024.
-    fn start(&self, server: Server) -> SocketAddr {
-        let handle = match server {
-            Server::TokioMultiThread => self.multi.handle(),
-            _ => &self.current,
-        };
-        let listener = handle.block_on(async {
-            let socket = TcpSocket::new_v4()?;
-            socket.set_reuseaddr(true)?;
-            socket.bind("127.0.0.1:0".parse().unwrap())?;
-            socket.listen(1024)
-        });
-        let listener = listener.expect("tokio listener");
-        let addr = listener.local_addr().unwrap();
-        handle.spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        tokio::spawn(echo(stream));
-                    }
-                    Err(e) => eprintln!("tokio accept: {e}"),
-                }
-            }
-        });
-        addr
-    }
-}
-
-async fn echo(mut stream: TcpStream) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 fn start_lab() -> SocketAddr {
     let listener = lab::bind("127.0.0.1:0".parse().unwrap()).expect("lab::bind");
     let addr = listener.local_addr().unwrap();
@@ -134,7 +63,7 @@ fn main() {
         limit >= 10_100,
         "the benchmark needs 10,100 open files, the hard limit is {limit}"
     );
-    let tokio = Tokio::new();
+    let tokio = labkit::rivals::TokioEcho::new();
     println!(
         "echo throughput in messages/s, {MESSAGE_LEN}-byte messages, median of {RUNS} runs \
          (one load-client process)"
@@ -153,7 +82,8 @@ fn main() {
             for (i, server) in SERVERS.into_iter().enumerate() {
                 let addr = match server {
                     Server::Lab => start_lab(),
-                    _ => tokio.start(server),
+                    Server::TokioMultiThread => tokio.start(true),
+                    Server::TokioCurrentThread => tokio.start(false),
                 };
                 rates[i].push(rate(
                     CLIENT,

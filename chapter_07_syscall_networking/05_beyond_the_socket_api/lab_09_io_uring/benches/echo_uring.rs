@@ -19,8 +19,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
 use ch7_support::{Epoll, Events, Interest, Token, Trigger};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 
 use labkit::load_client::rate;
 
@@ -151,72 +149,6 @@ fn drive(conn: &mut EpollConn, buf: &mut [u8]) -> bool {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// tokio's echo server, as a tokio user writes it.
-
-struct Tokio {
-    multi: tokio::runtime::Runtime,
-    current: tokio::runtime::Handle,
-}
-
-impl Tokio {
-    fn new() -> Tokio {
-        let multi = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("tokio multi-thread runtime");
-        // A current_thread runtime drives its tasks only inside `block_on`: one thread owns it
-        // and blocks there forever.
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let current = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio current-thread runtime");
-            tx.send(current.handle().clone()).unwrap();
-            current.block_on(std::future::pending::<()>());
-        });
-        let current = rx.recv().expect("current-thread runtime handle");
-        Tokio { multi, current }
-    }
-
-    fn start(&self, multi_thread: bool) -> SocketAddr {
-        let handle = if multi_thread {
-            self.multi.handle()
-        } else {
-            &self.current
-        };
-        let listener = handle.block_on(async {
-            let socket = TcpSocket::new_v4()?;
-            socket.set_reuseaddr(true)?;
-            socket.bind("127.0.0.1:0".parse().unwrap())?;
-            socket.listen(1024)
-        });
-        let listener = listener.expect("tokio listener");
-        let addr = listener.local_addr().unwrap();
-        handle.spawn(async move {
-            loop {
-                if let Ok((mut stream, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let mut buf = [0u8; 8192];
-                        loop {
-                            match stream.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => {
-                                    if stream.write_all(&buf[..n]).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                        }
-                    });
-                }
-            }
-        });
-        addr
-    }
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -228,7 +160,7 @@ fn main() {
         limit >= 10_100,
         "the benchmark needs 10,100 open files, the hard limit is {limit}"
     );
-    let tokio = Tokio::new();
+    let tokio = labkit::rivals::TokioEcho::new();
     println!(
         "echo throughput in messages/s, {MESSAGE_LEN}-byte messages, median of {RUNS} runs \
          (one load-client process)"
