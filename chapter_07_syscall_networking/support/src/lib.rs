@@ -9,6 +9,7 @@
 //!   `SocketAddr` to and from the C `sockaddr`.
 //! - [`raise_fd_limit`], lab 7.6's: the soft `RLIMIT_NOFILE` up to the hard limit, as a server
 //!   holds one fd per connection.
+//! - [`Slab`], lab 7.6's connection table, generic: keys are indexes, freed ones reused.
 //! - [`task`], lab 7.7's answer: [`JoinHandle`] and [`JoinError`] for a single-threaded
 //!   executor, panics caught.
 //! - [`cli`]: the command-line conventions of the chapter's servers (one line on stderr and
@@ -35,9 +36,11 @@ use std::io;
 pub mod cli;
 pub mod epoll;
 pub mod net;
+pub mod slab;
 pub mod task;
 
 pub use epoll::{Epoll, Event, Events, Interest, Token, Trigger};
+pub use slab::Slab;
 pub use task::{JoinError, JoinHandle};
 
 /// Raises the soft limit on open files (`RLIMIT_NOFILE`) to the hard limit and returns the new

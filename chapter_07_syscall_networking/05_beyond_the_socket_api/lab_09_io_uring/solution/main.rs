@@ -506,6 +506,8 @@ pub mod server {
     use std::net::TcpListener;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+    use ch7_support::Slab;
+
     use super::RING_ENTRIES;
     use super::op::Op;
     use super::ring::Ring;
@@ -565,45 +567,11 @@ pub mod server {
         }
     }
 
-    /// Connections by slot: a `Vec` plus a free list, so a slot number is a plain index.
-    #[derive(Default)]
-    struct Slab {
-        slots: Vec<Option<Connection>>,
-        free: Vec<usize>,
-    }
-
-    impl Slab {
-        fn insert(&mut self, conn: Connection) -> usize {
-            match self.free.pop() {
-                Some(slot) => {
-                    self.slots[slot] = Some(conn);
-                    slot
-                }
-                None => {
-                    self.slots.push(Some(conn));
-                    self.slots.len() - 1
-                }
-            }
-        }
-
-        fn get_mut(&mut self, slot: usize) -> Option<&mut Connection> {
-            self.slots.get_mut(slot)?.as_mut()
-        }
-
-        /// Drops the connection: closes its fd and frees its buffer. Only ever called when it
-        /// has no request in flight, that is, right after reaping its last CQE.
-        fn remove(&mut self, slot: usize) {
-            if self.slots[slot].take().is_some() {
-                self.free.push(slot);
-            }
-        }
-    }
-
     /// The server's state: the ring, the listener's fd, the connections.
     struct Server {
         ring: Ring,
         listener: RawFd,
-        conns: Slab,
+        conns: Slab<Connection>,
     }
 
     /// The event loop: submit everything queued and wait for one completion, reap them all,
