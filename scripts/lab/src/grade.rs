@@ -80,12 +80,24 @@ pub fn cargo() -> Command {
 
 /// Builds the graders of `labs` against `face` with one cargo invocation.
 pub fn build(course: &Course, labs: &[&Lab], face: Face, noise: Noise) -> Result<Build> {
+    build_with(course, labs, face, noise, &[])
+}
+
+/// [`build`], with more arguments for cargo (verify's `--timings`).
+pub fn build_with(
+    course: &Course,
+    labs: &[&Lab],
+    face: Face,
+    noise: Noise,
+    extra: &[&str],
+) -> Result<Build> {
     let mut cmd = cargo();
     cmd.current_dir(&course.root)
         // `build --tests` compiles exactly what `test --no-run` does, and `--keep-going` lets
         // one lab that does not compile leave the others built (never stale).
         .args(["build", "--tests", "--keep-going"])
         .arg("--message-format=json-diagnostic-rendered-ansi")
+        .args(extra)
         .stdout(Stdio::piped());
     match noise {
         Noise::Capture => {

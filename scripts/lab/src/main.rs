@@ -96,6 +96,9 @@ enum Cmd {
         /// Prove only the mistakes whose file name contains NAME.
         #[arg(long, value_name = "NAME", conflicts_with = "no_mistakes")]
         mistake: Option<String>,
+        /// Have cargo write its `--timings` report of every build (target/cargo-timings/).
+        #[arg(long)]
+        timings: bool,
     },
     /// The stub policy, measured: per lab, the lines the stub gives against the lines the
     /// solution adds (a Markdown table).
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
                 no_services,
                 no_mistakes,
                 mistake,
+                timings,
             } => {
                 let selection = match (&name, chapter) {
                     (Some(_), _) => vec![lab(&name)?.clone()],
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
                         tooling: name.is_none() && chapter.is_none(),
                         mistakes: !no_mistakes,
                         mistake_filter: mistake,
+                        timings,
                     },
                 )
             }

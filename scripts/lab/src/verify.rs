@@ -38,6 +38,39 @@ pub struct Options {
     pub mistakes: bool,
     /// Only the mistakes whose name contains this.
     pub mistake_filter: Option<String>,
+    /// Pass `--timings` to every cargo build.
+    pub timings: bool,
+}
+
+/// Where verify's time went, phase by phase (printed at the end: what to cut next).
+#[derive(Default)]
+struct Clock {
+    phases: Vec<(String, Duration)>,
+}
+
+impl Clock {
+    fn time<T>(&mut self, phase: &str, work: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = work();
+        self.add(phase, started.elapsed());
+        result
+    }
+
+    fn add(&mut self, phase: &str, spent: Duration) {
+        match self.phases.iter_mut().find(|(name, _)| name == phase) {
+            Some((_, total)) => *total += spent,
+            None => self.phases.push((phase.to_string(), spent)),
+        }
+    }
+
+    fn report(&self) -> String {
+        let parts: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(name, spent)| format!("{name} {:.0}s", spent.as_secs_f64()))
+            .collect();
+        format!("time: {}", parts.join(", "))
+    }
 }
 
 /// What verify found about one lab.
@@ -94,12 +127,18 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
             },
         );
     }
+    let mut clock = Clock::default();
     if options.services {
-        services::prepare(course, &labs)?;
+        clock.time("services", || services::prepare(course, &labs))?;
     }
 
-    let problem_build = build_face(course, &labs, Face::Problem, "")?;
-    let solution_build = build_face(course, &labs, Face::Solution, "")?;
+    let timings: &[&str] = if options.timings { &["--timings"] } else { &[] };
+    let problem_build = clock.time("build stubs", || {
+        build_face(course, &labs, Face::Problem, "", timings)
+    })?;
+    let solution_build = clock.time("build solutions", || {
+        build_face(course, &labs, Face::Solution, "", timings)
+    })?;
 
     let bar = ProgressBar::new(labs.len() as u64 * 2);
     bar.set_style(
@@ -110,11 +149,14 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
     // The stubs run side by side: their tests only have to fail, which no load can change, and
     // many of them wait out a deadline for an answer that never comes.
     bar.set_message("the stubs");
-    let stubs = run_side_by_side(&labs, STUB_RUNNERS, |lab| {
-        let run = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
-        bar.inc(1);
-        run
+    let stubs = clock.time("run stubs", || {
+        run_side_by_side(&labs, STUB_RUNNERS, |lab| {
+            let run = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
+            bar.inc(1);
+            run
+        })
     });
+    let solutions_started = Instant::now();
     // The solutions one at a time: their tests measure CPU time, context switches and ratios
     // that must hold on a machine doing nothing else.
     for (lab, stub) in labs.iter().zip(stubs) {
@@ -135,6 +177,7 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
         verdict.seconds += (stub.duration + solution.duration).as_secs_f64();
     }
     bar.finish_and_clear();
+    clock.add("run solutions", solutions_started.elapsed());
 
     if options.mistakes {
         prove_mistakes(
@@ -142,6 +185,8 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
             &labs,
             &mut verdicts,
             options.mistake_filter.as_deref(),
+            timings,
+            &mut clock,
         )?;
     }
 
@@ -179,8 +224,9 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
 
     let mut tooling_ok = true;
     if options.tooling {
-        tooling_ok = tooling(course)?;
+        tooling_ok = clock.time("tooling", || tooling(course))?;
     }
+    println!("{}", ui::dim(&clock.report()));
     println!(
         "{}",
         ui::dim(&format!(
@@ -203,6 +249,8 @@ fn prove_mistakes(
     labs: &[&Lab],
     verdicts: &mut BTreeMap<String, Verdict>,
     filter: Option<&str>,
+    timings: &[&str],
+    clock: &mut Clock,
 ) -> Result<()> {
     let mut queues: Vec<(&Lab, Vec<Mistake>)> = Vec::new();
     for lab in labs {
@@ -268,12 +316,16 @@ fn prove_mistakes(
         // the same way and never rebuilds them. A lab whose mistakes are all proven keeps its
         // last scratch file, which is fresh: it costs a fingerprint check.
         let queued: Vec<&Lab> = queues.iter().map(|(lab, _)| *lab).collect();
-        let build = build_face(
-            course,
-            &queued,
-            Face::Mistake,
-            &format!(" (round {round} of {rounds})"),
-        )?;
+        let build = clock.time("build mistakes", || {
+            build_face(
+                course,
+                &queued,
+                Face::Mistake,
+                &format!(" (round {round} of {rounds})"),
+                timings,
+            )
+        })?;
+        let tests_started = Instant::now();
         let bar = ProgressBar::new(this_round.len() as u64);
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
@@ -294,6 +346,7 @@ fn prove_mistakes(
             }
         }
         bar.finish_and_clear();
+        clock.add("run mistakes", tests_started.elapsed());
     }
     // The scratch file is tracked (so `cargo fmt` and other tools find every bin target):
     // put its resting text back.
@@ -341,7 +394,13 @@ fn judge_mistake(mistake: &Mistake, run: &LabRun) -> Option<String> {
     }
 }
 
-fn build_face(course: &Course, labs: &[&Lab], face: Face, note: &str) -> Result<Build> {
+fn build_face(
+    course: &Course,
+    labs: &[&Lab],
+    face: Face,
+    note: &str,
+    extra: &[&str],
+) -> Result<Build> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message(format!(
         "building {} graders against {}{note}",
@@ -349,7 +408,7 @@ fn build_face(course: &Course, labs: &[&Lab], face: Face, note: &str) -> Result<
         face.name()
     ));
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let build = grade::build(course, labs, face, Noise::Capture);
+    let build = grade::build_with(course, labs, face, Noise::Capture, extra);
     spinner.finish_and_clear();
     let build = build?;
     // Nothing built and no lab to blame (a full disk, a broken lockfile): one message, not the
