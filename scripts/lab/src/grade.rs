@@ -397,7 +397,7 @@ pub struct TestResult {
 }
 
 /// Why a lab's grader could not be run at all.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GradeError {
     /// The face under test has compiler errors (rendered by rustc).
     #[error("does not compile:\n{0}")]
@@ -442,22 +442,50 @@ pub fn run_lab(lab: &Lab, build: &Build, timeout: Duration) -> LabRun {
 /// Like [`run_lab`], but only the tests named in `only` (exact libtest names) when it is not
 /// empty.
 pub fn run_lab_only(lab: &Lab, build: &Build, timeout: Duration, only: &[String]) -> LabRun {
+    match build.executables_of(lab) {
+        Ok(executables) => run_executables(lab, executables, timeout, only, &[]),
+        Err(e) => LabRun {
+            error: Some(e),
+            ..LabRun::default()
+        },
+    }
+}
+
+impl Build {
+    /// The test executables `lab` got from this build, or why it has none.
+    pub fn executables_of(&self, lab: &Lab) -> Result<&[PathBuf], GradeError> {
+        if let Some(errors) = self.errors.get(&lab.package) {
+            return Err(GradeError::DoesNotCompile(errors.clone()));
+        }
+        match self.executables.get(&lab.package) {
+            Some(executables) => Ok(executables),
+            None if self.success => Err(GradeError::NoTests),
+            None => Err(GradeError::NotBuilt(cargo_failure(&self.stderr))),
+        }
+    }
+
+    /// The binary `name` that `lab` got from this build.
+    pub fn binary(&self, lab: &Lab, name: &str) -> Option<&PathBuf> {
+        self.binaries
+            .get(&lab.package)?
+            .iter()
+            .find(|b| b.file_name() == Some(name.as_ref()))
+    }
+}
+
+/// Runs the given test executables of `lab` (only the tests in `only` when it is not empty),
+/// with `env` added to the environment the tests see.
+pub fn run_executables(
+    lab: &Lab,
+    executables: &[PathBuf],
+    timeout: Duration,
+    only: &[String],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> LabRun {
     let started = Instant::now();
     let mut run = LabRun::default();
-    if let Some(errors) = build.errors.get(&lab.package) {
-        run.error = Some(GradeError::DoesNotCompile(errors.clone()));
-        return run;
-    }
-    let Some(executables) = build.executables.get(&lab.package) else {
-        run.error = Some(if build.success {
-            GradeError::NoTests
-        } else {
-            GradeError::NotBuilt(cargo_failure(&build.stderr))
-        });
-        return run;
-    };
     for exe in executables {
-        match run_executable(lab, exe, timeout, only) {
+        match run_executable(lab, exe, timeout, only, env) {
             Ok(mut tests) => run.tests.append(&mut tests),
             Err(e) => run.error = Some(GradeError::CannotRun(format!("{e:#}"))),
         }
@@ -474,6 +502,7 @@ fn run_executable(
     exe: &PathBuf,
     timeout: Duration,
     only: &[String],
+    env: &[(&str, &std::ffi::OsStr)],
 ) -> Result<Vec<TestResult>> {
     let filters: Vec<&str> = if only.is_empty() {
         Vec::new()
@@ -500,6 +529,7 @@ fn run_executable(
         .env("CARGO_PKG_NAME", &lab.package)
         // Short failure messages: a backtrace helps in `cargo test`, not in a summary.
         .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().copied())
         .args(["--color", "never"])
         .args(&filters)
         .stdout(Stdio::piped())

@@ -26,6 +26,8 @@ const MISTAKE_TIMEOUT: Duration = Duration::from_secs(120);
 const BRIEFLY: Duration = Duration::from_secs(10);
 /// How many labs' stubs are graded at the same time.
 const STUB_RUNNERS: usize = 4;
+/// How many known mistakes are proven at the same time (while the next round builds).
+const MISTAKE_RUNNERS: usize = 3;
 /// Every lab proves at least this many known mistakes.
 const MIN_MISTAKES: usize = 3;
 
@@ -136,26 +138,46 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
     let problem_build = clock.time("build stubs", || {
         build_face(course, &labs, Face::Problem, "", timings)
     })?;
-    let solution_build = clock.time("build solutions", || {
-        build_face(course, &labs, Face::Solution, "", timings)
-    })?;
 
-    let bar = ProgressBar::new(labs.len() as u64 * 2);
+    // The stubs are graded while the solutions build: their tests only have to fail, which no
+    // load can change, and many of them wait out a deadline for an answer that never comes.
+    let spinner = ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let graded = std::sync::atomic::AtomicUsize::new(0);
+    let show = |graded: usize| {
+        spinner.set_message(format!(
+            "building {} graders against solution; stubs graded: {graded}/{}",
+            labs.len(),
+            labs.len()
+        ))
+    };
+    show(0);
+    let (stubs, solution_build) = std::thread::scope(|scope| {
+        let stubs = scope.spawn(|| {
+            let started = Instant::now();
+            let stubs = run_side_by_side(&labs, STUB_RUNNERS, |lab| {
+                let run = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
+                show(graded.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+                run
+            });
+            (stubs, started.elapsed())
+        });
+        let started = Instant::now();
+        let build = grade::build_with(course, &labs, Face::Solution, Noise::Capture, timings);
+        clock.add("build solutions", started.elapsed());
+        let (stubs, spent) = stubs.join().expect("no runner panics");
+        clock.add("run stubs (beside the build)", spent);
+        (stubs, build)
+    });
+    spinner.finish_and_clear();
+    let solution_build = checked(solution_build?, Face::Solution)?;
+
+    let bar = ProgressBar::new(labs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    // The stubs run side by side: their tests only have to fail, which no load can change, and
-    // many of them wait out a deadline for an answer that never comes.
-    bar.set_message("the stubs");
-    let stubs = clock.time("run stubs", || {
-        run_side_by_side(&labs, STUB_RUNNERS, |lab| {
-            let run = grade::run_lab(lab, &problem_build, TEST_TIMEOUT);
-            bar.inc(1);
-            run
-        })
-    });
     let solutions_started = Instant::now();
     // The solutions one at a time: their tests measure CPU time, context switches and ratios
     // that must hold on a machine doing nothing else.
@@ -244,6 +266,11 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
 /// Applies each lab's known mistakes to a scratch copy of its solution and requires the tests
 /// each one names to fail. Round `r` holds the `r`-th mistake of every lab, all built by one
 /// cargo invocation, so the number of builds is the largest number of mistakes in one lab.
+///
+/// Builds and tests overlap: while cargo builds round `r + 1`, [`MISTAKE_RUNNERS`] threads run
+/// the tests of round `r` against a snapshot of its executables (hard links, which the next
+/// build's linker cannot change: it writes new files). A mistake's tests only have to fail,
+/// which the load of a build cannot change, and most of them wait out a deadline.
 fn prove_mistakes(
     course: &Course,
     labs: &[&Lab],
@@ -286,74 +313,199 @@ fn prove_mistakes(
         mistakes.reverse(); // popped from the back: first file first
         queues.push((lab, mistakes));
     }
+    let total: usize = queues.iter().map(|(_, m)| m.len()).sum();
     let rounds = queues.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-    for round in 1..=rounds {
-        let mut this_round: Vec<(&Lab, Mistake)> = Vec::new();
-        for (lab, mistakes) in &mut queues {
-            let Some(mistake) = mistakes.pop() else {
-                continue;
-            };
-            let verdict = verdicts
-                .get_mut(&lab.package)
-                .expect("every lab has a verdict");
-            let patched = std::fs::read_to_string(lab.solution())
-                .map_err(anyhow::Error::from)
-                .and_then(|solution| mistake.apply(&solution));
-            match patched {
-                Ok(text) => {
-                    let scratch = lab.mistake_scratch();
-                    std::fs::create_dir_all(scratch.parent().expect("a folder"))?;
-                    std::fs::write(&scratch, text)?;
-                    this_round.push((lab, mistake));
+    let snapshots = course.state_dir().join("mistakes");
+    let _ = std::fs::remove_dir_all(&snapshots);
+
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} mistakes {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    // Mistakes built and waiting for a runner. Bounded: at most about two rounds of snapshots
+    // are on disk at once.
+    let (to_run, queued) = std::sync::mpsc::sync_channel::<Built<'_>>(queues.len().max(1));
+    let queued = std::sync::Mutex::new(queued);
+    let judged = std::sync::Mutex::new(Vec::<(String, Option<String>, f64)>::new());
+    let tests_busy = std::sync::Mutex::new(Duration::ZERO);
+    let mut build_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..MISTAKE_RUNNERS {
+            scope.spawn(|| {
+                loop {
+                    let job = queued.lock().expect("no runner panics").recv();
+                    let Ok(built) = job else { break };
+                    let started = Instant::now();
+                    let run = built.run();
+                    *tests_busy.lock().expect("no runner panics") += started.elapsed();
+                    let verdict = judge_mistake(&built.mistake, &run);
+                    judged.lock().expect("no runner panics").push((
+                        built.lab.package.clone(),
+                        verdict,
+                        run.duration.as_secs_f64(),
+                    ));
+                    bar.inc(1);
                 }
-                Err(e) => verdict.problems.push(format!("{e:#}")),
+            });
+        }
+        for round in 1..=rounds {
+            let mut this_round: Vec<(&Lab, Mistake)> = Vec::new();
+            for (lab, mistakes) in &mut queues {
+                let Some(mistake) = mistakes.pop() else {
+                    continue;
+                };
+                let patched = std::fs::read_to_string(lab.solution())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|solution| mistake.apply(&solution))
+                    .and_then(|text| {
+                        let scratch = lab.mistake_scratch();
+                        std::fs::create_dir_all(scratch.parent().expect("a folder"))?;
+                        Ok(std::fs::write(&scratch, text)?)
+                    });
+                match patched {
+                    Ok(()) => this_round.push((lab, mistake)),
+                    Err(e) => {
+                        judged.lock().expect("no runner panics").push((
+                            lab.package.clone(),
+                            Some(format!("{e:#}")),
+                            0.0,
+                        ));
+                        bar.inc(1);
+                    }
+                }
+            }
+            if this_round.is_empty() {
+                continue;
+            }
+            bar.set_message(format!("(building round {round} of {rounds})"));
+            // Every round builds the same packages, so cargo unifies the dependencies'
+            // features the same way and never rebuilds them. A lab whose mistakes are all
+            // proven keeps its last scratch file, which is fresh: it costs a fingerprint check.
+            let queued_labs: Vec<&Lab> = queues.iter().map(|(lab, _)| *lab).collect();
+            let started = Instant::now();
+            let build =
+                grade::build_with(course, &queued_labs, Face::Mistake, Noise::Capture, timings);
+            clock.add("build mistakes", started.elapsed());
+            let build = match build.and_then(|build| checked(build, Face::Mistake)) {
+                Ok(build) => build,
+                Err(e) => {
+                    build_error = Some(e);
+                    break;
+                }
+            };
+            bar.set_message(String::new());
+            for (lab, mistake) in this_round {
+                let snapshot = Snapshot::take(
+                    lab,
+                    &build,
+                    &snapshots.join(&lab.package).join(round.to_string()),
+                );
+                if to_run
+                    .send(Built {
+                        lab,
+                        mistake,
+                        snapshot,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
             }
         }
-        if this_round.is_empty() {
-            continue;
+        drop(to_run);
+    });
+    bar.finish_and_clear();
+    clock.add(
+        &format!("run mistakes on {MISTAKE_RUNNERS} runners"),
+        tests_busy.into_inner().expect("no runner panics") / MISTAKE_RUNNERS as u32,
+    );
+    for (package, problem, seconds) in judged.into_inner().expect("no runner panics") {
+        let verdict = verdicts.get_mut(&package).expect("every lab has a verdict");
+        verdict.seconds += seconds;
+        match problem {
+            None => verdict.mistakes_caught += 1,
+            Some(problem) => verdict.problems.push(problem),
         }
-        // Every round builds the same packages, so cargo unifies the dependencies' features
-        // the same way and never rebuilds them. A lab whose mistakes are all proven keeps its
-        // last scratch file, which is fresh: it costs a fingerprint check.
-        let queued: Vec<&Lab> = queues.iter().map(|(lab, _)| *lab).collect();
-        let build = clock.time("build mistakes", || {
-            build_face(
-                course,
-                &queued,
-                Face::Mistake,
-                &format!(" (round {round} of {rounds})"),
-                timings,
-            )
-        })?;
-        let tests_started = Instant::now();
-        let bar = ProgressBar::new(this_round.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        for (lab, mistake) in &this_round {
-            bar.set_message(format!("{} mistake {}", lab.id(), mistake.name));
-            let run = grade::run_lab_only(lab, &build, MISTAKE_TIMEOUT, &mistake.caught_by);
-            bar.inc(1);
-            let verdict = verdicts
-                .get_mut(&lab.package)
-                .expect("every lab has a verdict");
-            verdict.seconds += run.duration.as_secs_f64();
-            match judge_mistake(mistake, &run) {
-                None => verdict.mistakes_caught += 1,
-                Some(problem) => verdict.problems.push(problem),
-            }
-        }
-        bar.finish_and_clear();
-        clock.add("run mistakes", tests_started.elapsed());
     }
+    let _ = std::fs::remove_dir_all(&snapshots);
     // The scratch file is tracked (so `cargo fmt` and other tools find every bin target):
     // put its resting text back.
     for lab in labs {
         std::fs::write(lab.mistake_scratch(), crate::mistakes::SCRATCH_AT_REST)?;
     }
-    Ok(())
+    match build_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A known mistake, built.
+struct Built<'a> {
+    lab: &'a Lab,
+    mistake: Mistake,
+    snapshot: Result<Snapshot, GradeError>,
+}
+
+impl Built<'_> {
+    /// Runs the tests the mistake names against its snapshot, then removes the snapshot.
+    fn run(&self) -> LabRun {
+        let snapshot = match &self.snapshot {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                return LabRun {
+                    error: Some(e.clone()),
+                    ..LabRun::default()
+                };
+            }
+        };
+        let run = grade::run_executables(
+            self.lab,
+            &snapshot.executables,
+            MISTAKE_TIMEOUT,
+            &self.mistake.caught_by,
+            &[("LABKIT_MISTAKE_BIN", snapshot.bin.as_os_str())],
+        );
+        let _ = std::fs::remove_dir_all(&snapshot.dir);
+        run
+    }
+}
+
+/// The test executables and the binary one build gave a lab, linked into a folder of their
+/// own so that the next build cannot change them.
+struct Snapshot {
+    dir: std::path::PathBuf,
+    executables: Vec<std::path::PathBuf>,
+    bin: std::path::PathBuf,
+}
+
+impl Snapshot {
+    fn take(lab: &Lab, build: &Build, dir: &std::path::Path) -> Result<Snapshot, GradeError> {
+        let executables = build.executables_of(lab)?;
+        let name = format!("{}-{}", lab.package, Face::Mistake.name());
+        let bin = build
+            .binary(lab, &name)
+            .ok_or_else(|| GradeError::NotBuilt(format!("the binary {name} was not built")))?;
+        let keep = |from: &std::path::PathBuf| -> Result<std::path::PathBuf, GradeError> {
+            let to = dir.join(from.file_name().expect("an executable has a name"));
+            std::fs::hard_link(from, &to)
+                .or_else(|_| std::fs::copy(from, &to).map(|_| ()))
+                .map_err(|e| {
+                    GradeError::CannotRun(format!("cannot keep {}: {e}", from.display()))
+                })?;
+            Ok(to)
+        };
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| GradeError::CannotRun(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Snapshot {
+            dir: dir.to_path_buf(),
+            executables: executables.iter().map(keep).collect::<Result<_, _>>()?,
+            bin: keep(bin)?,
+        })
+    }
 }
 
 /// `None` when the mistake is caught: every test it names ran and failed.
@@ -410,9 +562,12 @@ fn build_face(
     spinner.enable_steady_tick(Duration::from_millis(120));
     let build = grade::build_with(course, labs, face, Noise::Capture, extra);
     spinner.finish_and_clear();
-    let build = build?;
-    // Nothing built and no lab to blame (a full disk, a broken lockfile): one message, not the
-    // same one for every lab.
+    checked(build?, face)
+}
+
+/// A build that produced nothing and has no lab to blame (a full disk, a broken lockfile) is
+/// one error for all, not the same message for every lab.
+fn checked(build: Build, face: Face) -> Result<Build> {
     if !build.success && build.executables.is_empty() && build.errors.is_empty() {
         anyhow::bail!(
             "cargo could not build the {} graders:\n{}",
@@ -505,11 +660,7 @@ fn run_side_by_side<I: Sync, T: Send>(
 /// stderr, never a panic.
 fn command_line_problems(lab: &Lab, build: &Build) -> Vec<String> {
     let name = format!("{}-{}", lab.package, Face::Solution.name());
-    let Some(binary) = build
-        .binaries
-        .get(&lab.package)
-        .and_then(|bins| bins.iter().find(|b| b.file_name() == Some(name.as_ref())))
-    else {
+    let Some(binary) = build.binary(lab, &name) else {
         return vec![format!("the binary {name} was not built")];
     };
     let mut problems = Vec::new();

@@ -63,11 +63,11 @@ pub use process::{Output, Server, run, run_with_stdin};
 macro_rules! lab_bin {
     () => {{
         #[cfg(feature = "mistake")]
-        let bin = env!(concat!(
+        let bin = $crate::mistake_bin(env!(concat!(
             "CARGO_BIN_EXE_",
             env!("CARGO_PKG_NAME"),
             "-mistake"
-        ));
+        )));
         #[cfg(all(feature = "solution", not(feature = "mistake")))]
         let bin = env!(concat!(
             "CARGO_BIN_EXE_",
@@ -87,6 +87,17 @@ macro_rules! lab_bin {
         let bin = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
         bin
     }};
+}
+
+/// The known mistake's binary: where cargo built it, or the copy verify made of it.
+///
+/// Verify builds the next round of mistakes while this round's tests run, so it runs them
+/// against snapshots (links to the executables of one build) and names the snapshot of the
+/// binary in `LABKIT_MISTAKE_BIN`. Only graders built with `--features mistake` read it.
+#[doc(hidden)]
+pub fn mistake_bin(built: &'static str) -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("LABKIT_MISTAKE_BIN").unwrap_or_else(|_| built.to_string()))
 }
 
 /// Which face the grader was compiled against: `"src"`, `"problem"`, `"solution"` or
