@@ -54,6 +54,8 @@ pub struct Build {
     pub executables: BTreeMap<String, Vec<PathBuf>>,
     /// The binaries each package built (the face's own `<package>-<face>` among them).
     pub binaries: BTreeMap<String, Vec<PathBuf>>,
+    /// The executables this build found up to date and did not write (cargo's `fresh`).
+    pub fresh: std::collections::BTreeSet<PathBuf>,
     /// Compiler errors, per package, as rendered by rustc.
     pub errors: BTreeMap<String, String>,
     /// Whether cargo itself succeeded.
@@ -153,9 +155,11 @@ pub fn build_with(
                 };
                 if let Some(exe) = artifact.executable {
                     let package = package_of(artifact.target.src_path.as_std_path());
-                    list.entry(package)
-                        .or_default()
-                        .push(exe.into_std_path_buf());
+                    let exe = exe.into_std_path_buf();
+                    if artifact.fresh {
+                        build.fresh.insert(exe.clone());
+                    }
+                    list.entry(package).or_default().push(exe);
                 }
             }
             Message::CompilerMessage(msg) => {

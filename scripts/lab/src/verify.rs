@@ -4,8 +4,9 @@
 //! test, the original stub fails EVERY test (a test that passes on `todo!()` grades
 //! nothing and is reported by name), and every known mistake (`mistakes/*.patch`, applied to
 //! a scratch copy of the solution) fails the tests it names. Each face is built once for all
-//! labs; the mistakes are built round by round, one cargo invocation per round. The learner's
-//! `src/` is never read or written, except by `--pristine`, which checks it equals the stub.
+//! labs; the mistakes are built round by round, one cargo invocation per round, and each round's
+//! tests run while the next round builds. The learner's `src/` is never read or written,
+//! except by `--pristine`, which checks it equals the stub.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -268,8 +269,9 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
 /// cargo invocation, so the number of builds is the largest number of mistakes in one lab.
 ///
 /// Builds and tests overlap: while cargo builds round `r + 1`, [`MISTAKE_RUNNERS`] threads run
-/// the tests of round `r` against a snapshot of its executables (hard links, which the next
-/// build's linker cannot change: it writes new files). A mistake's tests only have to fail,
+/// the tests of round `r` against a snapshot of its executables (copies of what the round
+/// wrote, which the next build may overwrite in place; links to what it found fresh). A
+/// mistake's tests only have to fail,
 /// which the load of a build cannot change, and most of them wait out a deadline.
 fn prove_mistakes(
     course: &Course,
@@ -490,11 +492,15 @@ impl Snapshot {
             .ok_or_else(|| GradeError::NotBuilt(format!("the binary {name} was not built")))?;
         let keep = |from: &std::path::PathBuf| -> Result<std::path::PathBuf, GradeError> {
             let to = dir.join(from.file_name().expect("an executable has a name"));
-            std::fs::hard_link(from, &to)
-                .or_else(|_| std::fs::copy(from, &to).map(|_| ()))
-                .map_err(|e| {
-                    GradeError::CannotRun(format!("cannot keep {}: {e}", from.display()))
-                })?;
+            // A linker may rewrite its output in place, so what this build wrote is copied;
+            // what it found fresh is not written again by a later round, and is linked.
+            let linked = build.fresh.contains(from) && std::fs::hard_link(from, &to).is_ok();
+            (if linked {
+                Ok(())
+            } else {
+                std::fs::copy(from, &to).map(|_| ())
+            })
+            .map_err(|e| GradeError::CannotRun(format!("cannot keep {}: {e}", from.display())))?;
             Ok(to)
         };
         let _ = std::fs::remove_dir_all(dir);
