@@ -813,6 +813,44 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_keeps_what_the_build_wrote_when_the_next_build_writes_in_place() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let lab = crate::course::tests::lab(2, 2, "ch2_thread_pool", "lab_02_thread_pool");
+        let written = dir.path().join("test_pool-1234");
+        let fresh = dir.path().join("test_other-5678");
+        let bin = dir.path().join("ch2_thread_pool-mistake");
+        for (path, text) in [(&written, "round 1"), (&fresh, "fresh"), (&bin, "bin 1")] {
+            std::fs::write(path, text).unwrap();
+        }
+        let mut build = Build::default();
+        build
+            .executables
+            .insert(lab.package.clone(), vec![written.clone(), fresh.clone()]);
+        build
+            .binaries
+            .insert(lab.package.clone(), vec![bin.clone()]);
+        build.fresh.insert(fresh.clone());
+        let snapshot = Snapshot::take(&lab, &build, &dir.path().join("snap")).unwrap();
+        // The next round's linker rewrites its outputs in place.
+        for (path, text) in [(&written, "round 2"), (&bin, "bin 2")] {
+            let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            file.write_all(text.as_bytes()).unwrap();
+        }
+        let read = |p: &std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&snapshot.executables[0]), "round 1");
+        assert_eq!(read(&snapshot.executables[1]), "fresh");
+        assert_eq!(read(&snapshot.bin), "bin 1");
+        use std::os::unix::fs::MetadataExt;
+        let inode = |p: &std::path::PathBuf| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(
+            inode(&snapshot.executables[1]),
+            inode(&fresh),
+            "fresh: linked"
+        );
+    }
+
+    #[test]
     fn a_command_that_ignores_its_argument_is_stopped() {
         let out = run_briefly("sh".as_ref(), "-c", Duration::from_secs(5)).expect("sh runs");
         assert_eq!(out.status.code(), Some(2), "sh -c without a command");
