@@ -269,10 +269,8 @@ pub fn run(course: &Course, labs: &[Lab], options: Options) -> Result<bool> {
 /// cargo invocation, so the number of builds is the largest number of mistakes in one lab.
 ///
 /// Builds and tests overlap: while cargo builds round `r + 1`, [`MISTAKE_RUNNERS`] threads run
-/// the tests of round `r` against a snapshot of its executables (copies of what the round
-/// wrote, which the next build may overwrite in place; links to what it found fresh). A
-/// mistake's tests only have to fail,
-/// which the load of a build cannot change, and most of them wait out a deadline.
+/// the tests of round `r` against a [`Snapshot`] of its executables. A mistake's tests only
+/// have to fail, which the load of a build cannot change, and most of them wait out a deadline.
 fn prove_mistakes(
     course: &Course,
     labs: &[&Lab],
@@ -475,8 +473,9 @@ impl Built<'_> {
     }
 }
 
-/// The test executables and the binary one build gave a lab, linked into a folder of their
-/// own so that the next build cannot change them.
+/// The test executables and the binary one build gave a lab, kept in a folder of their own so
+/// that the next build cannot change them: what the build wrote is copied (a linker may rewrite
+/// its output in place), what it found fresh is hard-linked (no later round writes it).
 struct Snapshot {
     dir: std::path::PathBuf,
     executables: Vec<std::path::PathBuf>,
@@ -492,8 +491,6 @@ impl Snapshot {
             .ok_or_else(|| GradeError::NotBuilt(format!("the binary {name} was not built")))?;
         let keep = |from: &std::path::PathBuf| -> Result<std::path::PathBuf, GradeError> {
             let to = dir.join(from.file_name().expect("an executable has a name"));
-            // A linker may rewrite its output in place, so what this build wrote is copied;
-            // what it found fresh is not written again by a later round, and is linked.
             let linked = build.fresh.contains(from) && std::fs::hard_link(from, &to).is_ok();
             (if linked {
                 Ok(())
